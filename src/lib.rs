@@ -1,1 +1,13 @@
+//! mirrorflow: a traffic-visibility probe for virtual switches.
+//!
+//! Data flow: [`capture`] (pcap live or file) → [`decode`] (frame → `PacketMeta`) →
+//! [`flow`] (fragment table, flow cache) → [`export`] (JSON lines; IPFIX, NetFlow v9, sFlow and
+//! Prometheus in their own crates and modules), wired together by [`pipeline`].
 
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod export;
+pub mod flow;
+pub mod pipeline;

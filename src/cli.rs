@@ -1,0 +1,150 @@
+//! Command line: raw flags (clap), kept apart from the validated [`Settings`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::config::{FileConfig, Settings};
+use crate::decode::TunnelMode;
+use crate::export::{Fanout, JsonSink, WhenFull};
+use crate::pipeline::{self, Report, SourceSpec};
+
+/// Traffic-visibility probe for virtual switches: reads a mirror port or a capture file and
+/// exports flows.
+#[derive(Parser, Debug)]
+#[command(name = "mirrorflow", version, about)]
+pub struct Args {
+    /// Capture live on this interface (repeatable).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Vec<String>,
+    /// Read packets from a pcap or pcapng file.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
+    /// BPF filter expression (tcpdump syntax).
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Bytes captured per packet (live).
+    #[arg(long, value_name = "BYTES")]
+    pub snaplen: Option<u32>,
+    /// Kernel capture buffer size in bytes (live).
+    #[arg(long, value_name = "BYTES")]
+    pub buffer_size: Option<u32>,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Write one JSON object per flow to PATH (`-` for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub json: Option<String>,
+    /// Write the final counters as JSON to PATH (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Export a flow after this many seconds without packets [default: 15].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Export long flows in pieces of this many seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub active_timeout: Option<f64>,
+    /// Most flows held at once; beyond it the least recently used is exported early
+    /// [default: 1000000].
+    #[arg(long, value_name = "N")]
+    pub max_flows: Option<usize>,
+    /// Key tunnelled traffic on the inner or the outer packet [default: inner].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tunnels: Option<TunnelMode>,
+    /// TOML file with the same settings (snake_case keys); flags override it.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl Args {
+    fn into_settings(self) -> Result<Settings, crate::config::ConfigError> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let flags = FileConfig {
+            interface: (!self.interface.is_empty()).then_some(self.interface),
+            read: self.read,
+            filter: self.filter,
+            snaplen: self.snaplen,
+            buffer_size: self.buffer_size,
+            promisc: self.no_promisc.then_some(false),
+            json: self.json,
+            stats_json: self.stats_json,
+            idle_timeout: self.idle_timeout,
+            active_timeout: self.active_timeout,
+            max_flows: self.max_flows,
+            tunnels: self.tunnels,
+        };
+        Settings::resolve(flags, file)
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mirrorflow: {message}");
+    ExitCode::from(code)
+}
+
+/// Entry point: parse, validate, run; a one-line message and exit code 2 for usage errors,
+/// 1 for runtime failures.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match args.into_settings() {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
+            return fail(1, format!("cannot install signal handler: {e}"));
+        }
+    }
+    let mut sinks = Fanout::new();
+    if let Some(path) = &settings.json {
+        match JsonSink::create(path) {
+            Ok(s) => sinks.add(Box::new(s), WhenFull::Block, 64),
+            Err(e) => return fail(1, e),
+        }
+    }
+    let quiet = !sinks.is_empty();
+    let live = matches!(settings.pipeline.source, SourceSpec::Live(_));
+    let report = match pipeline::run(&settings.pipeline, sinks, shutdown, |r: &Report| {
+        if !quiet {
+            println!("{}", r.summary_line());
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => return fail(1, e),
+    };
+    if !quiet && !live {
+        println!("{}", report.summary_line());
+    }
+    if let Some(path) = &settings.stats_json {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        let written = if path.as_os_str() == "-" {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())
+        } else {
+            std::fs::write(path, text)
+        };
+        if let Err(e) = written {
+            return fail(1, format!("{}: {e}", path.display()));
+        }
+    }
+    let mut code = ExitCode::SUCCESS;
+    for e in &report.source_errors {
+        code = fail(1, e);
+    }
+    for s in &report.sinks {
+        if let Some(e) = &s.error {
+            code = fail(
+                1,
+                format!("{e} ({} records not written)", s.records_dropped),
+            );
+        }
+    }
+    code
+}

@@ -1,0 +1,158 @@
+//! Network and transport layers: IPv4 (RFC 791), IPv6 with extension headers (RFC 8200) through
+//! `etherparse`'s lax slicing, then TCP/UDP/SCTP/DCCP/UDP-Lite ports and ICMP type/code.
+
+use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
+use etherparse::{Ipv6ExtensionSlice, LaxIpSlice};
+
+use super::{be16, Cursor, DecodeError, Decoded, FragInfo, TunnelMode};
+
+pub(super) const IPPROTO_ICMP: u8 = 1;
+pub(super) const IPPROTO_IPIP: u8 = 4;
+pub(super) const IPPROTO_TCP: u8 = 6;
+pub(super) const IPPROTO_UDP: u8 = 17;
+pub(super) const IPPROTO_DCCP: u8 = 33;
+pub(super) const IPPROTO_IPV6: u8 = 41;
+pub(super) const IPPROTO_GRE: u8 = 47;
+pub(super) const IPPROTO_ICMPV6: u8 = 58;
+pub(super) const IPPROTO_SCTP: u8 = 132;
+pub(super) const IPPROTO_UDPLITE: u8 = 136;
+
+const UDP_VXLAN: u16 = 4789;
+const UDP_GENEVE: u16 = 6081;
+
+impl Cursor<'_> {
+    /// Raw IP: the version nibble decides.
+    pub(super) fn ip_any(&mut self, d: &[u8]) -> Decoded {
+        match d.first().map(|b| b >> 4) {
+            None => Decoded::Error(DecodeError::TruncatedIpHeader),
+            Some(4) => self.ip(d, 4),
+            Some(6) => self.ip(d, 6),
+            Some(_) => Decoded::Error(DecodeError::BadIpVersion),
+        }
+    }
+
+    /// An IP packet that the link layer announced as version `version`.
+    pub(super) fn ip(&mut self, d: &[u8], version: u8) -> Decoded {
+        let Some(first) = d.first() else {
+            return Decoded::Error(DecodeError::TruncatedIpHeader);
+        };
+        if first >> 4 != version {
+            return Decoded::Error(DecodeError::BadIpVersion);
+        }
+        let ip = match LaxIpSlice::from_slice(d) {
+            Ok((ip, _stopped_in_extension_headers)) => ip,
+            Err(LaxHeaderSliceError::Len(_)) => {
+                return Decoded::Error(DecodeError::TruncatedIpHeader)
+            }
+            Err(LaxHeaderSliceError::Content(HeaderError::UnsupportedIpVersion { .. })) => {
+                return Decoded::Error(DecodeError::BadIpVersion)
+            }
+            Err(LaxHeaderSliceError::Content(_)) => {
+                return Decoded::Error(DecodeError::BadIpHeader)
+            }
+        };
+        let available = self.wire_bytes_from(d);
+        let m = &mut *self.meta;
+        m.ip_version = version;
+        m.src_port = 0;
+        m.dst_port = 0;
+        m.tcp_flags = 0;
+        m.frag = None;
+        m.src_addr = [0; 16];
+        m.dst_addr = [0; 16];
+        let (header_len, declared) = match &ip {
+            LaxIpSlice::Ipv4(v4) => {
+                let h = v4.header();
+                m.src_addr[..4].copy_from_slice(&h.source());
+                m.dst_addr[..4].copy_from_slice(&h.destination());
+                m.ttl = h.ttl();
+                m.tos = d[1];
+                let offset = h.fragments_offset().value();
+                if offset != 0 || h.more_fragments() {
+                    m.frag = Some(FragInfo {
+                        id: u32::from(h.identification()),
+                        offset,
+                        more: h.more_fragments(),
+                    });
+                }
+                (u32::from(h.ihl()) * 4, u32::from(h.total_len()))
+            }
+            LaxIpSlice::Ipv6(v6) => {
+                let h = v6.header();
+                m.src_addr = h.source();
+                m.dst_addr = h.destination();
+                m.ttl = h.hop_limit();
+                m.tos = h.traffic_class();
+                for ext in v6.extensions().clone() {
+                    if let Ipv6ExtensionSlice::Fragment(f) = ext {
+                        let offset = f.fragment_offset().value();
+                        if offset != 0 || f.more_fragments() {
+                            m.frag = Some(FragInfo {
+                                id: f.identification(),
+                                offset,
+                                more: f.more_fragments(),
+                            });
+                        }
+                    }
+                }
+                let payload_len = u32::from(h.payload_length());
+                // Payload length 0 is a jumbogram (RFC 2675) or a GSO super-packet.
+                (
+                    40,
+                    if payload_len == 0 {
+                        0
+                    } else {
+                        40 + payload_len
+                    },
+                )
+            }
+        };
+        // IP octets: the header's own length, unless it is missing (0), impossible (below the
+        // header) or larger than what reached the wire; then the wire bytes from here.
+        m.ip_len = if declared >= header_len && declared <= available {
+            declared
+        } else {
+            available
+        };
+        let payload = ip.payload();
+        m.protocol = payload.ip_number.0;
+        if m.frag.is_some_and(|f| f.offset != 0) {
+            return Decoded::Ip;
+        }
+        self.transport(payload.payload)
+    }
+
+    /// Ports, flags or ICMP type/code, and tunnels carried over UDP, GRE or IP.
+    fn transport(&mut self, p: &[u8]) -> Decoded {
+        let m = &mut *self.meta;
+        match m.protocol {
+            IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_DCCP | IPPROTO_UDPLITE
+                if p.len() >= 4 =>
+            {
+                m.src_port = be16(p, 0);
+                m.dst_port = be16(p, 2);
+                if m.protocol == IPPROTO_TCP && p.len() >= 14 {
+                    m.tcp_flags = p[13];
+                }
+            }
+            IPPROTO_ICMP | IPPROTO_ICMPV6 if p.len() >= 2 => {
+                m.dst_port = u16::from(p[0]) << 8 | u16::from(p[1]);
+            }
+            _ => {}
+        }
+        if self.tunnels == TunnelMode::Outer || m.frag.is_some() {
+            return Decoded::Ip;
+        }
+        match m.protocol {
+            IPPROTO_UDP if p.len() >= 8 => match m.dst_port {
+                UDP_VXLAN => self.vxlan(&p[8..]),
+                UDP_GENEVE => self.geneve(&p[8..]),
+                _ => Decoded::Ip,
+            },
+            IPPROTO_GRE => self.gre(p),
+            IPPROTO_IPIP => self.enter_tunnel(None, |cx| cx.ip(p, 4)),
+            IPPROTO_IPV6 => self.enter_tunnel(None, |cx| cx.ip(p, 6)),
+            _ => Decoded::Ip,
+        }
+    }
+}

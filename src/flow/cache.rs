@@ -1,0 +1,424 @@
+//! The flow cache: a bounded table of active flows with idle, active, TCP end and
+//! least-recently-used expiry (RFC 5470 §5.1.1 expiry reasons).
+//!
+//! Layout: entries live in a slab (`Vec<Entry>`, 112 bytes each) threaded on an intrusive
+//! doubly-linked LRU list; a `hashbrown::HashTable<u32>` maps key hashes to slab indexes, so
+//! the table adds about 10 bytes per flow. The slab never grows past `max_flows`.
+//!
+//! Time is whatever the caller passes: `clock` is the largest timestamp seen, so a capture
+//! with timestamps that go backwards never un-expires anything.
+
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+use super::record::{EndReason, FlowKey, FlowRecord, FlowStats};
+use super::{TCP_FIN, TCP_RST};
+use crate::decode::PacketMeta;
+
+const NIL: u32 = u32::MAX;
+
+/// Cache limits and timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// A flow with no packet for longer than this is exported (reason idle).
+    pub idle_timeout_ns: u64,
+    /// A flow older than this is exported when its next packet comes (reason active), and
+    /// that packet starts a new record.
+    pub active_timeout_ns: u64,
+    /// Hard cap on active flows; beyond it the least recently used flow is evicted.
+    pub max_flows: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            idle_timeout_ns: 15_000_000_000,
+            active_timeout_ns: 60_000_000_000,
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+/// What the cache has done, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounters {
+    pub flows_created: u64,
+    /// Records exported, by [`EndReason`] discriminant (index 0 unused).
+    pub records_by_reason: [u64; 6],
+    /// Sum of packet counts of exported records.
+    pub exported_packets: u64,
+    pub exported_bytes: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    key: FlowKey,
+    stats: FlowStats,
+    prev: u32,
+    next: u32,
+}
+
+pub struct FlowCache {
+    cfg: CacheConfig,
+    table: HashTable<u32>,
+    slab: Vec<Entry>,
+    /// Head of the chain of free slab slots (linked through `next`).
+    free: u32,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used.
+    tail: u32,
+    len: usize,
+    clock: u64,
+    hasher: foldhash::fast::FixedState,
+    expired: Vec<FlowRecord>,
+    counters: CacheCounters,
+}
+
+impl FlowCache {
+    pub fn new(cfg: CacheConfig) -> FlowCache {
+        FlowCache {
+            cfg: CacheConfig {
+                max_flows: cfg.max_flows.clamp(1, NIL as usize - 1),
+                ..cfg
+            },
+            table: HashTable::new(),
+            slab: Vec::new(),
+            free: NIL,
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            clock: 0,
+            hasher: foldhash::fast::FixedState::with_seed(0x6d69_7272_6f72),
+            expired: Vec::new(),
+            counters: CacheCounters::default(),
+        }
+    }
+
+    /// Active flows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
+    }
+
+    /// Bytes held by the slab and the hash table (what `max_flows` bounds).
+    pub fn memory_bytes(&self) -> usize {
+        self.slab.capacity() * std::mem::size_of::<Entry>() + self.table.allocation_size()
+    }
+
+    /// Takes the records expired so far.
+    pub fn take_expired(&mut self) -> Vec<FlowRecord> {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// Accounts one packet at its own timestamp.
+    pub fn handle_packet(&mut self, m: &PacketMeta) {
+        let ts = m.frame.ts_ns;
+        self.clock = self.clock.max(ts);
+        self.expire_idle();
+        let key = FlowKey::from_meta(m);
+        let hash = self.hasher.hash_one(key);
+        let slab = &self.slab;
+        let found = self
+            .table
+            .find(hash, |&i| slab[i as usize].key == key)
+            .copied();
+        let idx = match found {
+            Some(i) => {
+                let s = &self.slab[i as usize].stats;
+                if self.clock.saturating_sub(s.end_ns) > self.cfg.idle_timeout_ns {
+                    self.remove(i, EndReason::Idle);
+                    self.insert(key, hash, m)
+                } else if ts.saturating_sub(s.start_ns) >= self.cfg.active_timeout_ns {
+                    self.remove(i, EndReason::Active);
+                    self.insert(key, hash, m)
+                } else {
+                    self.slab[i as usize].stats.add(m);
+                    self.touch(i);
+                    i
+                }
+            }
+            None => self.insert(key, hash, m),
+        };
+        if m.tcp_flags & (TCP_FIN | TCP_RST) != 0 && key.protocol == 6 {
+            self.remove(idx, EndReason::EndOfFlow);
+        }
+    }
+
+    /// Advances time without a packet (live capture on a quiet wire).
+    pub fn handle_timeout(&mut self, now_ns: u64) {
+        self.clock = self.clock.max(now_ns);
+        self.expire_idle();
+    }
+
+    /// Exports every active flow, least recently used first.
+    pub fn flush(&mut self, reason: EndReason) {
+        while self.tail != NIL {
+            self.remove(self.tail, reason);
+        }
+    }
+
+    fn expire_idle(&mut self) {
+        while self.tail != NIL {
+            let last = self.slab[self.tail as usize].stats.end_ns;
+            if self.clock.saturating_sub(last) <= self.cfg.idle_timeout_ns {
+                break;
+            }
+            self.remove(self.tail, EndReason::Idle);
+        }
+    }
+
+    fn insert(&mut self, key: FlowKey, hash: u64, m: &PacketMeta) -> u32 {
+        if self.len >= self.cfg.max_flows {
+            self.remove(self.tail, EndReason::LackOfResources);
+        }
+        let entry = Entry {
+            key,
+            stats: FlowStats::first(m),
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = if self.free != NIL {
+            let i = self.free;
+            self.free = self.slab[i as usize].next;
+            self.slab[i as usize] = entry;
+            i
+        } else {
+            if self.slab.len() == self.slab.capacity() {
+                let want = (self.slab.capacity() * 2).max(1024).min(self.cfg.max_flows);
+                self.slab
+                    .reserve_exact(want.saturating_sub(self.slab.len()).max(1));
+            }
+            self.slab.push(entry);
+            (self.slab.len() - 1) as u32
+        };
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
+        self.link_front(idx);
+        self.len += 1;
+        self.counters.flows_created += 1;
+        idx
+    }
+
+    fn remove(&mut self, idx: u32, reason: EndReason) {
+        let e = self.slab[idx as usize];
+        let hash = self.hasher.hash_one(e.key);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        self.unlink(idx);
+        self.slab[idx as usize].next = self.free;
+        self.free = idx;
+        self.len -= 1;
+        let c = &mut self.counters;
+        c.records_by_reason[reason as usize] += 1;
+        c.exported_packets += e.stats.packets;
+        c.exported_bytes += e.stats.bytes;
+        self.expired.push(FlowRecord {
+            key: e.key,
+            stats: e.stats,
+            end_reason: reason,
+        });
+    }
+
+    fn touch(&mut self, idx: u32) {
+        if self.head != idx {
+            self.unlink(idx);
+            self.link_front(idx);
+        }
+    }
+
+    fn link_front(&mut self, idx: u32) {
+        let old = self.head;
+        {
+            let e = &mut self.slab[idx as usize];
+            e.prev = NIL;
+            e.next = old;
+        }
+        if old != NIL {
+            self.slab[old as usize].prev = idx;
+        } else {
+            self.tail = idx;
+        }
+        self.head = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next) = {
+            let e = &self.slab[idx as usize];
+            (e.prev, e.next)
+        };
+        if prev != NIL {
+            self.slab[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slab[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::FrameInfo;
+
+    const S: u64 = 1_000_000_000;
+
+    fn pkt(ts_s: u64, sport: u16, flags: u8) -> PacketMeta {
+        let mut m = PacketMeta {
+            frame: FrameInfo {
+                ts_ns: ts_s * S,
+                wire_len: 100,
+                in_if: 0,
+            },
+            ip_version: 4,
+            protocol: 6,
+            src_port: sport,
+            dst_port: 80,
+            tcp_flags: flags,
+            ttl: 64,
+            ip_len: 86,
+            ..PacketMeta::default()
+        };
+        m.src_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        m.dst_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        m
+    }
+
+    fn cache(max_flows: usize) -> FlowCache {
+        FlowCache::new(CacheConfig {
+            idle_timeout_ns: 15 * S,
+            active_timeout_ns: 60 * S,
+            max_flows,
+        })
+    }
+
+    #[test]
+    fn packets_of_one_flow_aggregate() {
+        let mut c = cache(10);
+        for t in 0..5 {
+            c.handle_packet(&pkt(t, 1000, 0x10));
+        }
+        assert_eq!(c.len(), 1);
+        c.flush(EndReason::ForcedEnd);
+        let r = c.take_expired();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].stats.packets, 5);
+        assert_eq!(r[0].stats.bytes, 5 * 86);
+        assert_eq!(r[0].stats.l2_bytes, 500);
+        assert_eq!((r[0].stats.start_ns, r[0].stats.end_ns), (0, 4 * S));
+        assert_eq!(r[0].end_reason, EndReason::ForcedEnd);
+    }
+
+    #[test]
+    fn idle_flows_expire_when_time_passes() {
+        let mut c = cache(10);
+        c.handle_packet(&pkt(0, 1, 0));
+        c.handle_packet(&pkt(10, 2, 0));
+        c.handle_timeout(15 * S);
+        assert!(
+            c.take_expired().is_empty(),
+            "exactly 15 s idle is not yet expired"
+        );
+        c.handle_timeout(16 * S);
+        let r = c.take_expired();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].key.src_port, r[0].end_reason), (1, EndReason::Idle));
+        // A packet far in the future expires the other flow before it is accounted.
+        c.handle_packet(&pkt(100, 1, 0));
+        let r = c.take_expired();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].key.src_port, 2);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn long_flows_are_cut_at_the_active_timeout() {
+        let mut c = cache(10);
+        for t in 0..=130 {
+            c.handle_packet(&pkt(t, 7, 0x10));
+        }
+        let r = c.take_expired();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.end_reason == EndReason::Active));
+        assert_eq!(r[0].stats.packets, 60);
+        assert_eq!(r[1].stats.start_ns, 60 * S);
+        c.flush(EndReason::ForcedEnd);
+        let total: u64 = r
+            .iter()
+            .chain(&c.take_expired())
+            .map(|r| r.stats.packets)
+            .sum();
+        assert_eq!(total, 131);
+    }
+
+    #[test]
+    fn fin_and_rst_end_the_flow() {
+        let mut c = cache(10);
+        c.handle_packet(&pkt(0, 5, 0x02));
+        c.handle_packet(&pkt(1, 5, 0x11));
+        c.handle_packet(&pkt(2, 6, 0x04));
+        let r = c.take_expired();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].stats.packets, 2);
+        assert_eq!(r[0].stats.tcp_flags, 0x13);
+        assert!(r.iter().all(|r| r.end_reason == EndReason::EndOfFlow));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_used() {
+        let mut c = cache(3);
+        for p in 1..=3 {
+            c.handle_packet(&pkt(0, p, 0));
+        }
+        c.handle_packet(&pkt(1, 1, 0)); // 1 is now most recent; 2 is least
+        c.handle_packet(&pkt(2, 4, 0));
+        let r = c.take_expired();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].key.src_port, 2);
+        assert_eq!(r[0].end_reason, EndReason::LackOfResources);
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c.counters().records_by_reason[EndReason::LackOfResources as usize],
+            1
+        );
+    }
+
+    #[test]
+    fn slab_slots_are_reused_and_memory_stays_bounded() {
+        let mut c = cache(2000);
+        for round in 0..20u64 {
+            for p in 0..2000u16 {
+                c.handle_packet(&pkt(round * 100, p, 0));
+            }
+        }
+        assert_eq!(c.len(), 2000);
+        assert!(c.slab.capacity() <= 2000, "slab grew past max_flows");
+        let per_flow = c.memory_bytes() / c.len();
+        assert!(per_flow <= 128, "{per_flow} bytes per flow");
+    }
+
+    #[test]
+    fn time_going_backwards_keeps_the_clock() {
+        let mut c = cache(10);
+        c.handle_packet(&pkt(100, 1, 0));
+        c.handle_packet(&pkt(50, 1, 0));
+        c.flush(EndReason::ForcedEnd);
+        let r = c.take_expired();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].stats.start_ns, r[0].stats.end_ns), (50 * S, 100 * S));
+    }
+}
