@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: mirrorflow vs softflowd on the same synthetic pcap.
+#
+#   benches/vs-softflowd.sh                      # 10 M packets / 1 M flows, 3 runs each
+#   PACKETS=200000 FLOWS=20000 RUNS=1 benches/vs-softflowd.sh   # quick smoke run
+#
+# Steps: builds (release) the mirrorflow binary and the gen_trace example,
+# generates ${BENCH_DIR:-target/bench}/trace.pcap unless one with the same
+# parameters already exists (checked against its trace.pcap.truth.json
+# sidecar), then runs, alternating, RUNS times each:
+#   1. mirrorflow -r trace.pcap --json /dev/null
+#   2. softflowd  -r trace.pcap -n 127.0.0.1:PORT $SOFTFLOWD_ARGS
+#      (NetFlow to a discarding UDP sink on loopback; softflowd does not fork
+#      with -r and exits at end of file)
+# and prints median wall time, packets/s, peak RSS and the packet-rate ratio.
+#
+# Environment:
+#   PACKETS, FLOWS, SEED   trace parameters (default 10000000, 1000000, 1)
+#   RUNS                   runs per tool (default 3; the median is reported)
+#   BENCH_DIR              where the trace and logs go (default target/bench)
+#   CARGO_TARGET_DIR       honoured when locating the built binaries
+#   MIRRORFLOW_CMD         shell snippet replacing the mirrorflow command;
+#                          $TRACE is exported, e.g. MIRRORFLOW_CMD='cat "$TRACE" >/dev/null'
+#                          (when set, only the gen_trace example is built)
+#   SOFTFLOWD              softflowd binary (default: softflowd in PATH or /usr/sbin/softflowd)
+#   SOFTFLOWD_ARGS         extra softflowd flags (default "-v 9 -m <2*FLOWS>": NetFlow v9
+#                          so IPv6 flows are tracked, v5 would drop them as "non-IP";
+#                          a flow table large enough that the default 8192 cap does
+#                          not force evictions)
+#   SOFTFLOWD_WAIT         seconds to wait for softflowd to appear (default 600)
+#   SKIP_BUILD=1           do not run cargo
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PACKETS="${PACKETS:-10000000}"
+FLOWS="${FLOWS:-1000000}"
+SEED="${SEED:-1}"
+RUNS="${RUNS:-3}"
+BENCH_DIR="${BENCH_DIR:-target/bench}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+SOFTFLOWD_ARGS="${SOFTFLOWD_ARGS:--v 9 -m $((FLOWS * 2 > 8192 ? FLOWS * 2 : 8192))}"
+SOFTFLOWD_WAIT="${SOFTFLOWD_WAIT:-600}"
+
+log() { printf '[vs-softflowd] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+
+# ------------------------------------------------------------------ build --
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    if [[ -n "${MIRRORFLOW_CMD:-}" ]]; then
+        log "building gen_trace (MIRRORFLOW_CMD set, not building mirrorflow)"
+        cargo build --release -p mirrorflow --example gen_trace
+    else
+        log "building mirrorflow + gen_trace (release)"
+        cargo build --release -p mirrorflow --bins --example gen_trace
+    fi
+fi
+GEN="$TARGET_DIR/release/examples/gen_trace"
+MIRRORFLOW_BIN="$TARGET_DIR/release/mirrorflow"
+[[ -x "$GEN" ]] || die "$GEN not found (build failed or CARGO_TARGET_DIR mismatch)"
+if [[ -z "${MIRRORFLOW_CMD:-}" ]]; then
+    [[ -x "$MIRRORFLOW_BIN" ]] || die "$MIRRORFLOW_BIN not found"
+fi
+
+# ------------------------------------------------------------------ trace --
+mkdir -p "$BENCH_DIR"
+BENCH_DIR="$(cd "$BENCH_DIR" && pwd)"
+TRACE="$BENCH_DIR/trace.pcap"
+TRUTH="$TRACE.truth.json"
+export TRACE
+
+# Value of a top-level numeric key in the (one key per line) truth sidecar.
+truth() { sed -n "s/^ *\"$1\": *\([0-9.]*\),\{0,1\}\$/\1/p" "$TRUTH"; }
+
+trace_ok() {
+    [[ -f "$TRACE" && -f "$TRUTH" ]] || return 1
+    [[ "$(truth packets)" == "$PACKETS" && "$(truth flows)" == "$FLOWS" \
+        && "$(truth seed)" == "$SEED" ]] || return 1
+    [[ "$(stat -c %s "$TRACE")" == "$(truth file_bytes)" ]]
+}
+
+if trace_ok; then
+    log "reusing $TRACE ($PACKETS packets, $FLOWS flows, seed $SEED)"
+else
+    log "generating $TRACE ($PACKETS packets, $FLOWS flows, seed $SEED)"
+    rm -f "$TRACE" "$TRUTH"
+    "$GEN" --packets "$PACKETS" --flows "$FLOWS" --seed "$SEED" -o "$TRACE"
+    trace_ok || die "generated trace does not match its truth sidecar"
+fi
+NPKTS="$(truth packets)"
+
+# ------------------------------------------------------------- softflowd --
+SOFTFLOWD="${SOFTFLOWD:-$(command -v softflowd || echo /usr/sbin/softflowd)}"
+if [[ ! -x "$SOFTFLOWD" ]]; then
+    log "waiting up to ${SOFTFLOWD_WAIT}s for $SOFTFLOWD to be installed"
+    for ((i = 0; i < SOFTFLOWD_WAIT; i += 5)); do
+        [[ -x "$SOFTFLOWD" ]] && break
+        sleep 5
+    done
+    [[ -x "$SOFTFLOWD" ]] || die "$SOFTFLOWD not found"
+fi
+
+# ------------------------------------------------------- UDP sink + trap --
+TMP="$(mktemp -d)"
+SINK_PID=""
+cleanup() {
+    if [[ -n "$SINK_PID" ]]; then
+        kill "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if command -v python3 >/dev/null; then
+    python3 -u -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+while True:
+    s.recv(65535)
+' >"$TMP/sink.port" &
+    SINK_PID=$!
+    for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.05; done
+    PORT="$(cat "$TMP/sink.port")"
+elif command -v socat >/dev/null; then
+    PORT="${SINK_PORT:-29995}"
+    socat -u "UDP-RECV:$PORT,bind=127.0.0.1" /dev/null &
+    SINK_PID=$!
+    sleep 0.2
+else
+    die "need python3 or socat for the UDP sink"
+fi
+[[ -n "$PORT" ]] || die "UDP sink did not start"
+log "NetFlow sink on 127.0.0.1:$PORT (pid $SINK_PID)"
+
+# ---------------------------------------------------------------- timing --
+HAVE_GNU_TIME=0
+if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o "$TMP/t" true 2>/dev/null; then
+    HAVE_GNU_TIME=1
+fi
+
+# measure NAME LOGFILE CMD... -> appends "wall_s rss_kib" to $TMP/NAME.res
+measure() {
+    local name="$1" logf="$2"; shift 2
+    local t0 t1 rss rc=0
+    t0="$EPOCHREALTIME"
+    if ((HAVE_GNU_TIME)); then
+        /usr/bin/time -f '%M' -o "$TMP/rss" "$@" >"$logf" 2>&1 || rc=$?
+        t1="$EPOCHREALTIME"
+        rss="$(tail -n 1 "$TMP/rss")"
+    else
+        # Fallback: poll VmHWM of the (direct) child while it runs.
+        "$@" >"$logf" 2>&1 &
+        local pid=$! hwm=0 v
+        while kill -0 "$pid" 2>/dev/null; do
+            v="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+            [[ -n "$v" && "$v" -gt "$hwm" ]] && hwm="$v"
+            sleep 0.02
+        done
+        wait "$pid" || rc=$?
+        t1="$EPOCHREALTIME"
+        rss="$hwm"
+    fi
+    if ((rc != 0)); then
+        log "$name exited with status $rc; last lines of $logf:"
+        tail -n 20 "$logf" >&2
+        exit 1
+    fi
+    awk -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN { printf "%.4f %s\n", b - a, r }' \
+        >>"$TMP/$name.res"
+}
+
+run_mirrorflow() {
+    if [[ -n "${MIRRORFLOW_CMD:-}" ]]; then
+        measure mirrorflow "$1" bash -c "$MIRRORFLOW_CMD"
+    else
+        measure mirrorflow "$1" "$MIRRORFLOW_BIN" -r "$TRACE" --json /dev/null
+    fi
+}
+
+run_softflowd() {
+    # shellcheck disable=SC2086  # SOFTFLOWD_ARGS is a word list on purpose
+    measure softflowd "$1" "$SOFTFLOWD" -r "$TRACE" -n "127.0.0.1:$PORT" $SOFTFLOWD_ARGS
+}
+
+log "warming the page cache"
+cat "$TRACE" >/dev/null
+
+if [[ -n "${MIRRORFLOW_CMD:-}" ]]; then
+    MF_DESC="$MIRRORFLOW_CMD  (MIRRORFLOW_CMD override)"
+else
+    MF_DESC="$MIRRORFLOW_BIN -r $TRACE --json /dev/null"
+fi
+SF_DESC="$SOFTFLOWD -r $TRACE -n 127.0.0.1:$PORT $SOFTFLOWD_ARGS"
+log "mirrorflow: $MF_DESC"
+log "softflowd:  $SF_DESC"
+
+for ((r = 1; r <= RUNS; r++)); do
+    log "run $r/$RUNS: mirrorflow"
+    run_mirrorflow "$BENCH_DIR/mirrorflow.run$r.log"
+    log "run $r/$RUNS: softflowd"
+    run_softflowd "$BENCH_DIR/softflowd.run$r.log"
+done
+
+# --------------------------------------------------------------- report --
+# median COLUMN FILE
+median() {
+    sort -g -k"$1","$1" "$2" | awk -v c="$1" '{ v[NR] = $c }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+runs_list() { awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }' "$1"; }
+
+MF_WALL="$(median 1 "$TMP/mirrorflow.res")"
+MF_RSS="$(median 2 "$TMP/mirrorflow.res")"
+MF_RSS_MAX="$(sort -g -k2,2 "$TMP/mirrorflow.res" | tail -n 1 | awk '{print $2}')"
+SF_WALL="$(median 1 "$TMP/softflowd.res")"
+SF_RSS="$(median 2 "$TMP/softflowd.res")"
+
+SF_SEEN="$(sed -n 's/^Packets processed: *\([0-9]*\).*/\1/p' "$BENCH_DIR/softflowd.run1.log" | head -n 1)"
+SF_FLOWS="$(sed -n 's/^Flows exported: *\([0-9]*\).*/\1/p' "$BENCH_DIR/softflowd.run1.log" | head -n 1)"
+
+echo
+echo "trace:     $TRACE"
+echo "           $NPKTS packets, $(truth flows) flows, seed $SEED, $(stat -c %s "$TRACE") bytes," \
+    "ip_bytes $(truth ip_bytes), ipv6 $(truth ipv6_packets), vlan $(truth vlan_packets)"
+echo "mirrorflow: $MF_DESC"
+echo "softflowd:  $SF_DESC"
+echo "           (softflowd run 1: ${SF_SEEN:-?} packets processed, ${SF_FLOWS:-?} flows exported)"
+echo "runs:      $RUNS each, alternating; medians shown"
+echo
+awk -v n="$NPKTS" -v mw="$MF_WALL" -v mr="$MF_RSS" -v sw="$SF_WALL" -v sr="$SF_RSS" \
+    -v mruns="$(runs_list "$TMP/mirrorflow.res")" -v sruns="$(runs_list "$TMP/softflowd.res")" \
+    -v mmax="$MF_RSS_MAX" 'BEGIN {
+    printf "%-11s %9s %10s %12s   %s\n", "tool", "wall_s", "Mpkt/s", "peak_RSS_MiB", "wall_s per run"
+    printf "%-11s %9.3f %10.3f %12.1f   %s\n", "mirrorflow", mw, n / mw / 1e6, mr / 1024, mruns
+    printf "%-11s %9.3f %10.3f %12.1f   %s\n", "softflowd", sw, n / sw / 1e6, sr / 1024, sruns
+    printf "\nratio mirrorflow/softflowd (packets/s): %.2fx\n", (n / mw) / (n / sw)
+    printf "mirrorflow peak RSS: %.1f MiB (median of runs; max %.1f MiB)\n", mr / 1024, mmax / 1024
+}'
+if [[ -n "$SF_SEEN" && "$SF_SEEN" != "$NPKTS" ]]; then
+    log "warning: softflowd processed $SF_SEEN of $NPKTS packets (check SOFTFLOWD_ARGS, e.g. -v 9 for IPv6)"
+fi
+echo "logs:      $BENCH_DIR/{mirrorflow,softflowd}.run*.log"
