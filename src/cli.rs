@@ -117,6 +117,8 @@ pub fn main() -> ExitCode {
         }
     }) {
         Ok(r) => r,
+        // A filter that does not compile is a usage error.
+        Err(e @ crate::capture::CaptureError::Filter { .. }) => return fail(2, e),
         Err(e) => return fail(1, e),
     };
     if !quiet && !live {

@@ -2,8 +2,15 @@
 //! least-recently-used expiry (RFC 5470 §5.1.1 expiry reasons).
 //!
 //! Layout: entries live in a slab (`Vec<Entry>`, 112 bytes each) threaded on an intrusive
-//! doubly-linked LRU list; a `hashbrown::HashTable<u32>` maps key hashes to slab indexes, so
-//! the table adds about 10 bytes per flow. The slab never grows past `max_flows`.
+//! doubly-linked queue; a `hashbrown::HashTable<u32>` maps key hashes to slab indexes, so the
+//! table adds about 10 bytes per flow. The slab never grows past `max_flows`.
+//!
+//! The queue is kept in the order entries were (re)queued, not in the order they were last
+//! touched: a packet updates its entry in place and never relinks it, which saves two random
+//! memory accesses per packet. When an entry reaches the tail it is expired if it is idle, or
+//! requeued at the head if a packet touched it since it was queued ("second chance"). Idle expiry
+//! is exact; eviction on a full table takes the least recently *queued* untouched flow, a close
+//! approximation of least recently used.
 //!
 //! Time is whatever the caller passes: `clock` is the largest timestamp seen, so a capture
 //! with timestamps that go backwards never un-expires anything.
@@ -50,12 +57,78 @@ pub struct CacheCounters {
     pub exported_bytes: u64,
 }
 
+/// Queue time granularity: 2^24 ns (16.8 ms); a `u32` of these spans 2.2 years.
+const QUEUE_TICK_SHIFT: u32 = 24;
+
 #[derive(Clone, Copy)]
 struct Entry {
     key: FlowKey,
-    stats: FlowStats,
+    /// Packets; a record that would overflow is exported (reason active) and a new one begun.
+    packets: u32,
+    /// Clock (in queue ticks) when the entry was last put at the head of the queue.
+    queued: u32,
+    bytes: u64,
+    l2_bytes: u64,
+    start_ns: u64,
+    end_ns: u64,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    tcp_flags: u8,
+    min_ttl: u8,
+    max_ttl: u8,
+    tos: u8,
     prev: u32,
     next: u32,
+}
+
+impl Entry {
+    fn new(key: FlowKey, m: &PacketMeta, queued: u32) -> Entry {
+        Entry {
+            key,
+            packets: 1,
+            queued,
+            bytes: u64::from(m.ip_len),
+            l2_bytes: u64::from(m.frame.wire_len),
+            start_ns: m.frame.ts_ns,
+            end_ns: m.frame.ts_ns,
+            src_mac: m.src_mac,
+            dst_mac: m.dst_mac,
+            tcp_flags: m.tcp_flags,
+            min_ttl: m.ttl,
+            max_ttl: m.ttl,
+            tos: m.tos,
+            prev: NIL,
+            next: NIL,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, m: &PacketMeta) {
+        self.packets += 1;
+        self.bytes += u64::from(m.ip_len);
+        self.l2_bytes += u64::from(m.frame.wire_len);
+        self.start_ns = self.start_ns.min(m.frame.ts_ns);
+        self.end_ns = self.end_ns.max(m.frame.ts_ns);
+        self.tcp_flags |= m.tcp_flags;
+        self.min_ttl = self.min_ttl.min(m.ttl);
+        self.max_ttl = self.max_ttl.max(m.ttl);
+    }
+
+    fn stats(&self) -> FlowStats {
+        FlowStats {
+            packets: u64::from(self.packets),
+            bytes: self.bytes,
+            l2_bytes: self.l2_bytes,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            src_mac: self.src_mac,
+            dst_mac: self.dst_mac,
+            tcp_flags: self.tcp_flags,
+            min_ttl: self.min_ttl,
+            max_ttl: self.max_ttl,
+            tos: self.tos,
+        }
+    }
 }
 
 pub struct FlowCache {
@@ -64,9 +137,9 @@ pub struct FlowCache {
     slab: Vec<Entry>,
     /// Head of the chain of free slab slots (linked through `next`).
     free: u32,
-    /// Most recently used.
+    /// Most recently queued.
     head: u32,
-    /// Least recently used.
+    /// Least recently queued.
     tail: u32,
     len: usize,
     clock: u64,
@@ -132,16 +205,17 @@ impl FlowCache {
             .copied();
         let idx = match found {
             Some(i) => {
-                let s = &self.slab[i as usize].stats;
-                if self.clock.saturating_sub(s.end_ns) > self.cfg.idle_timeout_ns {
+                let e = &self.slab[i as usize];
+                if self.clock.saturating_sub(e.end_ns) > self.cfg.idle_timeout_ns {
                     self.remove(i, EndReason::Idle);
                     self.insert(key, hash, m)
-                } else if ts.saturating_sub(s.start_ns) >= self.cfg.active_timeout_ns {
+                } else if ts.saturating_sub(e.start_ns) >= self.cfg.active_timeout_ns
+                    || e.packets == u32::MAX
+                {
                     self.remove(i, EndReason::Active);
                     self.insert(key, hash, m)
                 } else {
-                    self.slab[i as usize].stats.add(m);
-                    self.touch(i);
+                    self.slab[i as usize].add(m);
                     i
                 }
             }
@@ -158,33 +232,69 @@ impl FlowCache {
         self.expire_idle();
     }
 
-    /// Exports every active flow, least recently used first.
+    /// Exports every active flow, least recently queued first. Flows already idle for longer
+    /// than the idle timeout go out as idle, whatever `reason` says, as they would have had the
+    /// queue been scanned at every instant.
     pub fn flush(&mut self, reason: EndReason) {
         while self.tail != NIL {
-            self.remove(self.tail, reason);
+            let t = self.tail;
+            let idle =
+                self.clock.saturating_sub(self.slab[t as usize].end_ns) > self.cfg.idle_timeout_ns;
+            self.remove(t, if idle { EndReason::Idle } else { reason });
         }
     }
 
+    fn ticks(ns: u64) -> u32 {
+        (ns >> QUEUE_TICK_SHIFT) as u32
+    }
+
+    /// Expires idle flows from the tail; requeues the ones touched since they were queued.
+    /// Stops at the first entry queued within the idle timeout: every entry behind it was
+    /// queued later, and an entry is never idle for longer than since it was queued.
     fn expire_idle(&mut self) {
+        let idle = self.cfg.idle_timeout_ns;
+        // Queue ticks are coarse: compare with one tick of margin so nothing expires early.
+        let horizon = Self::ticks(self.clock.saturating_sub(idle)).saturating_sub(1);
         while self.tail != NIL {
-            let last = self.slab[self.tail as usize].stats.end_ns;
-            if self.clock.saturating_sub(last) <= self.cfg.idle_timeout_ns {
+            let t = self.tail;
+            let e = &self.slab[t as usize];
+            if e.queued >= horizon {
                 break;
             }
-            self.remove(self.tail, EndReason::Idle);
+            if self.clock.saturating_sub(e.end_ns) > idle {
+                self.remove(t, EndReason::Idle);
+            } else {
+                self.requeue(t);
+            }
+        }
+    }
+
+    /// Puts an entry back at the head of the queue, stamped with the current clock.
+    fn requeue(&mut self, idx: u32) {
+        self.unlink(idx);
+        self.slab[idx as usize].queued = Self::ticks(self.clock);
+        self.link_front(idx);
+    }
+
+    /// The eviction victim: the least recently queued entry not touched since it was queued.
+    fn evict_one(&mut self) {
+        loop {
+            let t = self.tail;
+            let e = &self.slab[t as usize];
+            if Self::ticks(e.end_ns) > e.queued {
+                self.requeue(t);
+            } else {
+                self.remove(t, EndReason::LackOfResources);
+                return;
+            }
         }
     }
 
     fn insert(&mut self, key: FlowKey, hash: u64, m: &PacketMeta) -> u32 {
         if self.len >= self.cfg.max_flows {
-            self.remove(self.tail, EndReason::LackOfResources);
+            self.evict_one();
         }
-        let entry = Entry {
-            key,
-            stats: FlowStats::first(m),
-            prev: NIL,
-            next: NIL,
-        };
+        let entry = Entry::new(key, m, Self::ticks(self.clock));
         let idx = if self.free != NIL {
             let i = self.free;
             self.free = self.slab[i as usize].next;
@@ -220,20 +330,13 @@ impl FlowCache {
         self.len -= 1;
         let c = &mut self.counters;
         c.records_by_reason[reason as usize] += 1;
-        c.exported_packets += e.stats.packets;
-        c.exported_bytes += e.stats.bytes;
+        c.exported_packets += u64::from(e.packets);
+        c.exported_bytes += e.bytes;
         self.expired.push(FlowRecord {
             key: e.key,
-            stats: e.stats,
+            stats: e.stats(),
             end_reason: reason,
         });
-    }
-
-    fn touch(&mut self, idx: u32) {
-        if self.head != idx {
-            self.unlink(idx);
-            self.link_front(idx);
-        }
     }
 
     fn link_front(&mut self, idx: u32) {

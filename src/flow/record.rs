@@ -126,36 +126,6 @@ pub struct FlowStats {
     pub tos: u8,
 }
 
-impl FlowStats {
-    pub fn first(m: &PacketMeta) -> FlowStats {
-        FlowStats {
-            packets: 1,
-            bytes: u64::from(m.ip_len),
-            l2_bytes: u64::from(m.frame.wire_len),
-            start_ns: m.frame.ts_ns,
-            end_ns: m.frame.ts_ns,
-            src_mac: m.src_mac,
-            dst_mac: m.dst_mac,
-            tcp_flags: m.tcp_flags,
-            min_ttl: m.ttl,
-            max_ttl: m.ttl,
-            tos: m.tos,
-        }
-    }
-
-    #[inline]
-    pub fn add(&mut self, m: &PacketMeta) {
-        self.packets += 1;
-        self.bytes += u64::from(m.ip_len);
-        self.l2_bytes += u64::from(m.frame.wire_len);
-        self.start_ns = self.start_ns.min(m.frame.ts_ns);
-        self.end_ns = self.end_ns.max(m.frame.ts_ns);
-        self.tcp_flags |= m.tcp_flags;
-        self.min_ttl = self.min_ttl.min(m.ttl);
-        self.max_ttl = self.max_ttl.max(m.ttl);
-    }
-}
-
 /// An expired flow, as exporters receive it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {

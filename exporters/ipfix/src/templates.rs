@@ -1,0 +1,384 @@
+//! The templates and options templates this crate exports, and the encoding of
+//! [`FlowRecord`]s and options data into data records that follow them.
+//!
+//! | id  | kind             | IPFIX                               | NetFlow v9                 |
+//! |-----|------------------|-------------------------------------|----------------------------|
+//! | 256 | flow, IPv4       | yes                                 | yes                        |
+//! | 257 | flow, IPv6       | yes                                 | yes                        |
+//! | 258 | flow, IPv4 + 351 | yes (records with layer2SegmentId)  | no (351 is not sent in v9) |
+//! | 259 | flow, IPv6 + 351 | yes                                 | no                         |
+//! | 260 | options: sampling| scope observationDomainId           | scope System (source id)   |
+//! | 261 | options: ifaces  | scope ingressInterface              | scope Interface (ifIndex)  |
+//! | 262 | options: stats   | scope observationDomainId           | scope System (source id)   |
+//!
+//! Field lists: see [`flow_template`] and the options template functions.
+
+use crate::encoder::ExportClock;
+use crate::flow::{ExporterStats, FlowRecord, InterfaceInfo, Sampling};
+use crate::ie::{self, v9_scope, VARIABLE_LENGTH};
+use crate::record::put_uint;
+use crate::template::{FieldSpec, TemplateRecord};
+use crate::Version;
+use std::net::IpAddr;
+
+/// Flow template, IPv4.
+pub const FLOW_V4: u16 = 256;
+/// Flow template, IPv6.
+pub const FLOW_V6: u16 = 257;
+/// Flow template, IPv4 with layer2SegmentId (IPFIX only).
+pub const FLOW_V4_L2: u16 = 258;
+/// Flow template, IPv6 with layer2SegmentId (IPFIX only).
+pub const FLOW_V6_L2: u16 = 259;
+/// Options template: sampling parameters.
+pub const OPTIONS_SAMPLING: u16 = 260;
+/// Options template: interface names.
+pub const OPTIONS_INTERFACES: u16 = 261;
+/// Options template: exporting-process statistics.
+pub const OPTIONS_STATS: u16 = 262;
+
+/// Bytes of the zero-padded fixed IF_NAME field in NetFlow v9.
+pub const V9_IF_NAME_LEN: u16 = 32;
+/// Bytes of the zero-padded fixed IF_DESC field in NetFlow v9.
+pub const V9_IF_DESC_LEN: u16 = 64;
+/// Longest interfaceName sent in IPFIX (variable length), in bytes.
+pub const IPFIX_IF_NAME_MAX: usize = 64;
+/// Longest interfaceDescription sent in IPFIX (variable length), in bytes.
+pub const IPFIX_IF_DESC_MAX: usize = 128;
+
+/// Field list of a flow template: (IE id, length) for `version`, address family and
+/// presence of layer2SegmentId. The order is the record order.
+pub fn flow_fields(version: Version, v6: bool, l2: bool) -> Vec<FieldSpec> {
+    let ipfix = version == Version::Ipfix;
+    let (src, dst, alen) = if v6 {
+        (ie::SOURCE_IPV6_ADDRESS, ie::DESTINATION_IPV6_ADDRESS, 16)
+    } else {
+        (ie::SOURCE_IPV4_ADDRESS, ie::DESTINATION_IPV4_ADDRESS, 4)
+    };
+    let (start, end, tlen) = if ipfix {
+        (ie::FLOW_START_MILLISECONDS, ie::FLOW_END_MILLISECONDS, 8)
+    } else {
+        (ie::FIRST_SWITCHED, ie::LAST_SWITCHED, 4)
+    };
+    let icmp = if v6 {
+        ie::ICMP_TYPE_CODE_IPV6
+    } else {
+        ie::ICMP_TYPE_CODE_IPV4
+    };
+    let mut f = vec![
+        FieldSpec::new(src, alen),
+        FieldSpec::new(dst, alen),
+        FieldSpec::new(ie::SOURCE_TRANSPORT_PORT, 2),
+        FieldSpec::new(ie::DESTINATION_TRANSPORT_PORT, 2),
+        FieldSpec::new(ie::PROTOCOL_IDENTIFIER, 1),
+        FieldSpec::new(ie::OCTET_DELTA_COUNT, 8),
+        FieldSpec::new(ie::PACKET_DELTA_COUNT, 8),
+        FieldSpec::new(start, tlen),
+        FieldSpec::new(end, tlen),
+        FieldSpec::new(ie::TCP_CONTROL_BITS, if ipfix { 2 } else { 1 }),
+        FieldSpec::new(icmp, 2),
+        FieldSpec::new(ie::IP_CLASS_OF_SERVICE, 1),
+        FieldSpec::new(ie::MINIMUM_TTL, 1),
+        FieldSpec::new(ie::MAXIMUM_TTL, 1),
+        FieldSpec::new(ie::SOURCE_MAC_ADDRESS, 6),
+        FieldSpec::new(ie::DESTINATION_MAC_ADDRESS, 6),
+        FieldSpec::new(ie::VLAN_ID, 2),
+        FieldSpec::new(ie::INGRESS_INTERFACE, 4),
+        FieldSpec::new(ie::EGRESS_INTERFACE, 4),
+        FieldSpec::new(ie::FLOW_DIRECTION, 1),
+        FieldSpec::new(ie::FLOW_END_REASON, 1),
+        FieldSpec::new(ie::IP_VERSION, 1),
+    ];
+    if ipfix && l2 {
+        f.push(FieldSpec::new(ie::LAYER2_SEGMENT_ID, 8));
+    }
+    f
+}
+
+/// Template id used for a record of this family / layer2SegmentId presence.
+pub fn flow_template_id(version: Version, v6: bool, l2: bool) -> u16 {
+    match (v6, l2 && version == Version::Ipfix) {
+        (false, false) => FLOW_V4,
+        (true, false) => FLOW_V6,
+        (false, true) => FLOW_V4_L2,
+        (true, true) => FLOW_V6_L2,
+    }
+}
+
+/// The flow template record for `version`, family and layer2SegmentId presence.
+pub fn flow_template(version: Version, v6: bool, l2: bool) -> TemplateRecord {
+    TemplateRecord {
+        template_id: flow_template_id(version, v6, l2),
+        scope_field_count: 0,
+        fields: flow_fields(version, v6, l2),
+    }
+}
+
+/// All flow templates exported for `version`.
+pub fn flow_templates(version: Version) -> Vec<TemplateRecord> {
+    let l2s: &[bool] = match version {
+        Version::Ipfix => &[false, true],
+        Version::NetflowV9 => &[false],
+    };
+    let mut v = Vec::new();
+    for &l2 in l2s {
+        for v6 in [false, true] {
+            v.push(flow_template(version, v6, l2));
+        }
+    }
+    v.sort_by_key(|t| t.template_id);
+    v
+}
+
+fn domain_scope(version: Version) -> FieldSpec {
+    match version {
+        Version::Ipfix => FieldSpec::new(ie::OBSERVATION_DOMAIN_ID, 4),
+        Version::NetflowV9 => FieldSpec::new(v9_scope::SYSTEM, 4),
+    }
+}
+
+/// Sampling options template (id 260).
+///
+/// IPFIX: scope observationDomainId(4); samplingInterval(4), samplingAlgorithm(1),
+/// samplingPacketInterval(4), samplingPacketSpace(4), selectorAlgorithm(2).
+/// v9: scope System(4); SAMPLING_INTERVAL(4), SAMPLING_ALGORITHM(1).
+pub fn sampling_template(version: Version) -> TemplateRecord {
+    let mut fields = vec![
+        domain_scope(version),
+        FieldSpec::new(ie::SAMPLING_INTERVAL, 4),
+        FieldSpec::new(ie::SAMPLING_ALGORITHM, 1),
+    ];
+    if version == Version::Ipfix {
+        fields.extend([
+            FieldSpec::new(ie::SAMPLING_PACKET_INTERVAL, 4),
+            FieldSpec::new(ie::SAMPLING_PACKET_SPACE, 4),
+            FieldSpec::new(ie::SELECTOR_ALGORITHM, 2),
+        ]);
+    }
+    TemplateRecord {
+        template_id: OPTIONS_SAMPLING,
+        scope_field_count: 1,
+        fields,
+    }
+}
+
+/// Interface options template (id 261).
+///
+/// IPFIX: scope ingressInterface(4); interfaceName(variable), interfaceDescription(variable).
+/// v9: scope Interface(4); IF_NAME(32, zero-padded), IF_DESC(64, zero-padded).
+pub fn interfaces_template(version: Version) -> TemplateRecord {
+    let fields = match version {
+        Version::Ipfix => vec![
+            FieldSpec::new(ie::INGRESS_INTERFACE, 4),
+            FieldSpec::new(ie::INTERFACE_NAME, VARIABLE_LENGTH),
+            FieldSpec::new(ie::INTERFACE_DESCRIPTION, VARIABLE_LENGTH),
+        ],
+        Version::NetflowV9 => vec![
+            FieldSpec::new(v9_scope::INTERFACE, 4),
+            FieldSpec::new(ie::INTERFACE_NAME, V9_IF_NAME_LEN),
+            FieldSpec::new(ie::INTERFACE_DESCRIPTION, V9_IF_DESC_LEN),
+        ],
+    };
+    TemplateRecord {
+        template_id: OPTIONS_INTERFACES,
+        scope_field_count: 1,
+        fields,
+    }
+}
+
+/// Exporting-process statistics options template (id 262).
+///
+/// scope observationDomainId(4) (v9: System(4)); exportedMessageTotalCount(8),
+/// exportedFlowRecordTotalCount(8), ignoredPacketTotalCount(8).
+pub fn stats_template(version: Version) -> TemplateRecord {
+    TemplateRecord {
+        template_id: OPTIONS_STATS,
+        scope_field_count: 1,
+        fields: vec![
+            domain_scope(version),
+            FieldSpec::new(ie::EXPORTED_MESSAGE_TOTAL_COUNT, 8),
+            FieldSpec::new(ie::EXPORTED_FLOW_RECORD_TOTAL_COUNT, 8),
+            FieldSpec::new(ie::IGNORED_PACKET_TOTAL_COUNT, 8),
+        ],
+    }
+}
+
+/// All options templates, in id order.
+pub fn options_templates(version: Version) -> Vec<TemplateRecord> {
+    vec![
+        sampling_template(version),
+        interfaces_template(version),
+        stats_template(version),
+    ]
+}
+
+/// NetFlow v9 FIRST_SWITCHED / LAST_SWITCHED value of an absolute time: the exporter's
+/// sysUptime at `t_ms`, i.e. `uptime_ms - (unix_ms - t_ms)` in wrapping u32 arithmetic.
+/// A flow that predates the exporter start yields a wrapped (large) value, which
+/// collectors that subtract from the header sysUptime with u32 wrapping read correctly.
+pub fn v9_switched(t_ms: u64, clock: &ExportClock) -> u32 {
+    let age = clock.unix_ms.wrapping_sub(t_ms) as u32;
+    (clock.uptime_ms as u32).wrapping_sub(age)
+}
+
+fn addr_bytes(a: IpAddr, v6: bool) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match (a, v6) {
+        (IpAddr::V4(a), false) => out[..4].copy_from_slice(&a.octets()),
+        (IpAddr::V4(a), true) => out = a.to_ipv6_mapped().octets(),
+        (IpAddr::V6(a), _) => out = a.octets(),
+    }
+    out
+}
+
+/// Whether `rec` goes out with an IPv6 template (either address IPv6).
+pub fn is_v6(rec: &FlowRecord) -> bool {
+    rec.src_addr.is_ipv6() || rec.dst_addr.is_ipv6()
+}
+
+/// Append the data record for `rec` (following [`flow_template`]) to `out`; returns the
+/// template id. `clock` is used for the NetFlow v9 sysUptime-relative times.
+pub fn encode_flow(
+    rec: &FlowRecord,
+    version: Version,
+    clock: &ExportClock,
+    out: &mut Vec<u8>,
+) -> u16 {
+    let v6 = is_v6(rec);
+    let l2 = rec.layer2_segment_id.is_some();
+    for f in flow_fields(version, v6, l2) {
+        let start = out.len();
+        out.resize(start + f.length as usize, 0);
+        let dst = &mut out[start..];
+        match f.id {
+            ie::SOURCE_IPV4_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.src_addr, false)[..4]),
+            ie::DESTINATION_IPV4_ADDRESS => {
+                dst.copy_from_slice(&addr_bytes(rec.dst_addr, false)[..4])
+            }
+            ie::SOURCE_IPV6_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.src_addr, true)),
+            ie::DESTINATION_IPV6_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.dst_addr, true)),
+            ie::SOURCE_MAC_ADDRESS => dst.copy_from_slice(&rec.src_mac),
+            ie::DESTINATION_MAC_ADDRESS => dst.copy_from_slice(&rec.dst_mac),
+            id => put_uint(dst, flow_uint(id, rec, version, v6, clock)),
+        }
+    }
+    flow_template_id(version, v6, l2)
+}
+
+fn flow_uint(id: u16, rec: &FlowRecord, version: Version, v6: bool, clock: &ExportClock) -> u64 {
+    match id {
+        ie::SOURCE_TRANSPORT_PORT => rec.src_port.into(),
+        ie::DESTINATION_TRANSPORT_PORT => rec.dst_port.into(),
+        ie::PROTOCOL_IDENTIFIER => rec.protocol.into(),
+        ie::OCTET_DELTA_COUNT => rec.octets,
+        ie::PACKET_DELTA_COUNT => rec.packets,
+        ie::FLOW_START_MILLISECONDS => rec.start_ms,
+        ie::FLOW_END_MILLISECONDS => rec.end_ms,
+        ie::FIRST_SWITCHED => v9_switched(rec.start_ms, clock).into(),
+        ie::LAST_SWITCHED => v9_switched(rec.end_ms, clock).into(),
+        ie::TCP_CONTROL_BITS => rec.tcp_flags.into(),
+        ie::ICMP_TYPE_CODE_IPV4 | ie::ICMP_TYPE_CODE_IPV6 => rec.icmp_type_code.into(),
+        ie::IP_CLASS_OF_SERVICE => rec.tos.into(),
+        ie::MINIMUM_TTL => rec.min_ttl.into(),
+        ie::MAXIMUM_TTL => rec.max_ttl.into(),
+        ie::VLAN_ID => rec.vlan_id.into(),
+        ie::INGRESS_INTERFACE => rec.ingress_if.into(),
+        ie::EGRESS_INTERFACE => rec.egress_if.into(),
+        ie::FLOW_DIRECTION => rec.direction.into(),
+        ie::FLOW_END_REASON => rec.end_reason.into(),
+        ie::IP_VERSION => {
+            if v6 {
+                6
+            } else {
+                4
+            }
+        }
+        ie::LAYER2_SEGMENT_ID => rec.layer2_segment_id.unwrap_or(0),
+        _ => {
+            debug_assert!(false, "unhandled flow field {id} for {version:?}");
+            0
+        }
+    }
+}
+
+/// Sampling options data record. samplingAlgorithm is 1 (deterministic) for an
+/// unsampled stream (interval 1) and 2 (random) otherwise; selectorAlgorithm (RFC 5477)
+/// is 1 (systematic count-based, 1 packet selected out of every 1) when unsampled and
+/// 3 (random n-out-of-N) otherwise; samplingPacketInterval = 1 and
+/// samplingPacketSpace = interval - 1 give the 1-in-N rate the way nfdump/pmacct read it.
+pub fn encode_sampling(version: Version, domain: u32, s: Sampling, out: &mut Vec<u8>) {
+    let n = s.interval.max(1);
+    out.extend_from_slice(&domain.to_be_bytes());
+    out.extend_from_slice(&n.to_be_bytes());
+    out.push(if n == 1 { 1 } else { 2 });
+    if version == Version::Ipfix {
+        out.extend_from_slice(&1u32.to_be_bytes());
+        out.extend_from_slice(&(n - 1).to_be_bytes());
+        out.extend_from_slice(&(if n == 1 { 1u16 } else { 3 }).to_be_bytes());
+    }
+}
+
+/// Longest prefix of `s` that is at most `max` bytes and ends on a char boundary.
+pub fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Interface options data record. IPFIX uses variable-length strings (name cut to
+/// 64 bytes, description to 128); v9 uses fixed 32 / 64-byte zero-padded fields.
+pub fn encode_interface(version: Version, i: &InterfaceInfo, out: &mut Vec<u8>) {
+    out.extend_from_slice(&i.index.to_be_bytes());
+    match version {
+        Version::Ipfix => {
+            for (s, max) in [
+                (&i.name, IPFIX_IF_NAME_MAX),
+                (&i.description, IPFIX_IF_DESC_MAX),
+            ] {
+                let s = truncate_str(s, max);
+                out.push(s.len() as u8);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        Version::NetflowV9 => {
+            for (s, len) in [(&i.name, V9_IF_NAME_LEN), (&i.description, V9_IF_DESC_LEN)] {
+                let s = truncate_str(s, len as usize);
+                let start = out.len();
+                out.extend_from_slice(s.as_bytes());
+                out.resize(start + len as usize, 0);
+            }
+        }
+    }
+}
+
+/// Exporting-process statistics options data record.
+pub fn encode_stats(domain: u32, s: ExporterStats, out: &mut Vec<u8>) {
+    out.extend_from_slice(&domain.to_be_bytes());
+    out.extend_from_slice(&s.messages.to_be_bytes());
+    out.extend_from_slice(&s.records.to_be_bytes());
+    out.extend_from_slice(&s.ignored_packets.to_be_bytes());
+}
+
+/// Largest single record (template or data) the encoder can produce for `version`,
+/// used to bound `max_payload` from below.
+pub fn largest_record(version: Version) -> usize {
+    let t = flow_templates(version)
+        .iter()
+        .chain(options_templates(version).iter())
+        .map(|t| t.buffer_len(version))
+        .max()
+        .unwrap_or(0);
+    let iface = match version {
+        Version::Ipfix => 4 + 1 + IPFIX_IF_NAME_MAX + 1 + IPFIX_IF_DESC_MAX,
+        Version::NetflowV9 => 4 + (V9_IF_NAME_LEN + V9_IF_DESC_LEN) as usize,
+    };
+    let flow = flow_fields(version, true, true)
+        .iter()
+        .map(|f| f.length as usize)
+        .sum::<usize>();
+    t.max(iface).max(flow)
+}
