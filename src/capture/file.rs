@@ -297,7 +297,7 @@ impl FileSource {
             };
         }
         let total = u32_at(head, 4, be) as usize;
-        if !(12..=MAX_RECORD).contains(&total) || total % 4 != 0 {
+        if !(12..=MAX_RECORD).contains(&total) || !total.is_multiple_of(4) {
             return Err(self.corrupt(format!("block of impossible length {total}")));
         }
         if self.fill(total)? < total {

@@ -123,3 +123,57 @@ impl FragTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FragInfo, FrameInfo};
+
+    fn frag(ts_s: u64, id: u32, offset: u16, more: bool, ports: (u16, u16)) -> PacketMeta {
+        PacketMeta {
+            frame: FrameInfo {
+                ts_ns: ts_s * 1_000_000_000,
+                ..FrameInfo::default()
+            },
+            ip_version: 4,
+            protocol: 17,
+            src_port: ports.0,
+            dst_port: ports.1,
+            frag: Some(FragInfo { id, offset, more }),
+            ..PacketMeta::default()
+        }
+    }
+
+    #[test]
+    fn later_fragments_take_the_first_fragments_ports() {
+        let mut t = FragTable::default();
+        let mut first = frag(0, 9, 0, true, (2049, 800));
+        t.resolve(&mut first);
+        let mut mid = frag(0, 9, 185, true, (0, 0));
+        t.resolve(&mut mid);
+        let mut last = frag(1, 9, 370, false, (0, 0));
+        t.resolve(&mut last);
+        assert_eq!((mid.src_port, mid.dst_port), (2049, 800));
+        assert_eq!((last.src_port, last.dst_port), (2049, 800));
+        assert!(t.is_empty(), "the last fragment closes the entry");
+        assert_eq!(t.counters().matched, 2);
+    }
+
+    #[test]
+    fn orphans_and_stale_entries_keep_ports_zero() {
+        let mut t = FragTable::new(2, 30_000_000_000);
+        let mut orphan = frag(0, 1, 10, false, (0, 0));
+        t.resolve(&mut orphan);
+        assert_eq!((orphan.dst_port, t.counters().unmatched), (0, 1));
+        t.resolve(&mut frag(0, 2, 0, true, (1, 2)));
+        let mut late = frag(31, 2, 10, false, (0, 0));
+        t.resolve(&mut late);
+        assert_eq!(late.dst_port, 0, "entry older than the timeout");
+        // Full table: a third datagram is not tracked and counted.
+        t.resolve(&mut frag(40, 3, 0, true, (1, 2)));
+        t.resolve(&mut frag(40, 4, 0, true, (1, 2)));
+        t.resolve(&mut frag(40, 5, 0, true, (1, 2)));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.counters().table_full, 1);
+    }
+}

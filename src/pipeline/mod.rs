@@ -80,7 +80,12 @@ pub fn run(
         SourceSpec::Live(ifaces) => {
             let mut opened = Vec::new();
             for iface in ifaces {
-                opened.push(LiveSource::open(iface, &cfg.live)?);
+                let src = LiveSource::open(iface, &cfg.live)?;
+                eprintln!(
+                    "mirrorflow: capturing on {iface} (ifindex {})",
+                    src.ifindex()
+                );
+                opened.push(src);
             }
             for src in opened {
                 let (decoder, stop, tx) = (cfg.decoder, shutdown.clone(), tx.clone());

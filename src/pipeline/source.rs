@@ -110,7 +110,7 @@ pub fn run_file(
     let mut n: u32 = 0;
     loop {
         n = n.wrapping_add(1);
-        if n % 4096 == 0 && shutdown.load(Ordering::Relaxed) {
+        if n.is_multiple_of(4096) && shutdown.load(Ordering::Relaxed) {
             break;
         }
         match src.next_frame() {
