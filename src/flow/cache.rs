@@ -236,12 +236,21 @@ impl FlowCache {
     /// than the idle timeout go out as idle, whatever `reason` says, as they would have had the
     /// queue been scanned at every instant.
     pub fn flush(&mut self, reason: EndReason) {
-        while self.tail != NIL {
+        self.flush_up_to(reason, usize::MAX);
+    }
+
+    /// Like [`FlowCache::flush`], but exports at most `n` flows; returns how many it exported.
+    /// Lets a caller hand a large table to the sinks in bounded batches.
+    pub fn flush_up_to(&mut self, reason: EndReason, n: usize) -> usize {
+        let mut done = 0;
+        while self.tail != NIL && done < n {
+            done += 1;
             let t = self.tail;
             let idle =
                 self.clock.saturating_sub(self.slab[t as usize].end_ns) > self.cfg.idle_timeout_ns;
             self.remove(t, if idle { EndReason::Idle } else { reason });
         }
+        done
     }
 
     fn ticks(ns: u64) -> u32 {

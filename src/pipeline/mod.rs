@@ -39,6 +39,8 @@ pub struct PipelineConfig {
 
 /// Batches in flight between the sources and the flow thread.
 const QUEUE_BATCHES: usize = 64;
+/// Records per batch when the whole table is flushed at the end.
+const FLUSH_BATCH: usize = 8192;
 
 fn wall_ns() -> u64 {
     SystemTime::now()
@@ -144,8 +146,10 @@ pub fn run(
     for t in threads {
         let _ = t.join();
     }
-    cache.flush(EndReason::ForcedEnd);
     sinks.send(cache.take_expired());
+    while cache.flush_up_to(EndReason::ForcedEnd, FLUSH_BATCH) > 0 {
+        sinks.send(cache.take_expired());
+    }
     let mut report = snapshot(&totals, &cache, &frags, &interfaces);
     report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
     report.source_errors = errors;
