@@ -390,11 +390,7 @@ impl FileSource {
                             info: FrameInfo {
                                 ts_ns: ts,
                                 wire_len: wire_len.max(caplen as u32),
-                                in_if: if interfaces.len() > 1 {
-                                    if_id as u32 + 1
-                                } else {
-                                    0
-                                },
+                                in_if: if_id as u32 + 1,
                             },
                         })
                     }
@@ -417,7 +413,7 @@ impl FileSource {
                         info: FrameInfo {
                             ts_ns: *last_ts,
                             wire_len: wire_len.max(caplen as u32),
-                            in_if: if interfaces.len() > 1 { 1 } else { 0 },
+                            in_if: 1,
                         },
                     })
                 }

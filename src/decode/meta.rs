@@ -10,8 +10,8 @@ pub struct FrameInfo {
     pub ts_ns: u64,
     /// Original length of the frame on the wire (before snaplen truncation).
     pub wire_len: u32,
-    /// Ingress interface: OS ifindex for live capture, IDB number + 1 for multi-interface
-    /// pcapng files, 0 when the source does not name interfaces.
+    /// Ingress interface: OS ifindex for live capture, interface (IDB) number + 1 for pcapng
+    /// files, 0 when the source does not name interfaces (classic pcap).
     pub in_if: u32,
 }
 

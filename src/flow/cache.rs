@@ -13,7 +13,10 @@
 //! approximation of least recently used.
 //!
 //! Time is whatever the caller passes: `clock` is the largest timestamp seen, so a capture
-//! with timestamps that go backwards never un-expires anything.
+//! with timestamps that go backwards never un-expires anything. A lone packet stamped far ahead
+//! of the clock (more than ten idle timeouts) does not move it: a forward jump that large is
+//! taken only when the next packet confirms it, and then the whole queue is swept once. Such
+//! outliers are counted.
 
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -55,9 +58,13 @@ pub struct CacheCounters {
     /// Sum of packet counts of exported records.
     pub exported_packets: u64,
     pub exported_bytes: u64,
+    /// Packets stamped far ahead of the clock that did not move it.
+    pub clock_outliers: u64,
 }
 
-/// Queue time granularity: 2^24 ns (16.8 ms); a `u32` of these spans 2.2 years.
+/// Queue time granularity: 2^24 ns (16.8 ms). Queue times are `u32` tick counts compared with
+/// wrapping arithmetic, valid while entries are less than a year apart in the queue; larger
+/// clock jumps sweep the whole queue (see [`FlowCache::handle_packet`]).
 const QUEUE_TICK_SHIFT: u32 = 24;
 
 #[derive(Clone, Copy)]
@@ -143,6 +150,8 @@ pub struct FlowCache {
     tail: u32,
     len: usize,
     clock: u64,
+    /// A packet jumped far ahead of the clock; the next one decides whether the jump is real.
+    jump_pending: bool,
     hasher: foldhash::fast::FixedState,
     expired: Vec<FlowRecord>,
     counters: CacheCounters,
@@ -162,6 +171,7 @@ impl FlowCache {
             tail: NIL,
             len: 0,
             clock: 0,
+            jump_pending: false,
             hasher: foldhash::fast::FixedState::with_seed(0x6d69_7272_6f72),
             expired: Vec::new(),
             counters: CacheCounters::default(),
@@ -194,7 +204,7 @@ impl FlowCache {
     /// Accounts one packet at its own timestamp.
     pub fn handle_packet(&mut self, m: &PacketMeta) {
         let ts = m.frame.ts_ns;
-        self.clock = self.clock.max(ts);
+        self.advance_clock(ts, false);
         self.expire_idle();
         let key = FlowKey::from_meta(m);
         let hash = self.hasher.hash_one(key);
@@ -228,7 +238,7 @@ impl FlowCache {
 
     /// Advances time without a packet (live capture on a quiet wire).
     pub fn handle_timeout(&mut self, now_ns: u64) {
-        self.clock = self.clock.max(now_ns);
+        self.advance_clock(now_ns, true);
         self.expire_idle();
     }
 
@@ -257,17 +267,55 @@ impl FlowCache {
         (ns >> QUEUE_TICK_SHIFT) as u32
     }
 
+    /// `a` is at or after `b`, in wrapping queue ticks.
+    fn not_before(a: u32, b: u32) -> bool {
+        (a.wrapping_sub(b) as i32) >= 0
+    }
+
+    /// Moves the clock to `ts` if that is later. A jump of more than ten idle timeouts is
+    /// believed when `trusted` (the wall clock) or when a second packet confirms it.
+    fn advance_clock(&mut self, ts: u64, trusted: bool) {
+        if ts <= self.clock {
+            self.jump_pending = false;
+            return;
+        }
+        let big = ts - self.clock > self.cfg.idle_timeout_ns.saturating_mul(10);
+        if !big || self.counters.flows_created == 0 {
+            self.clock = ts;
+            self.jump_pending = false;
+        } else if trusted || self.jump_pending {
+            self.clock = ts;
+            self.jump_pending = false;
+            self.sweep_all();
+        } else {
+            self.jump_pending = true;
+            self.counters.clock_outliers += 1;
+        }
+    }
+
+    /// Visits every entry once: idle ones expire, the rest are requeued at the current clock.
+    fn sweep_all(&mut self) {
+        for _ in 0..self.len {
+            let t = self.tail;
+            if self.clock.saturating_sub(self.slab[t as usize].end_ns) > self.cfg.idle_timeout_ns {
+                self.remove(t, EndReason::Idle);
+            } else {
+                self.requeue(t);
+            }
+        }
+    }
+
     /// Expires idle flows from the tail; requeues the ones touched since they were queued.
     /// Stops at the first entry queued within the idle timeout: every entry behind it was
     /// queued later, and an entry is never idle for longer than since it was queued.
     fn expire_idle(&mut self) {
         let idle = self.cfg.idle_timeout_ns;
         // Queue ticks are coarse: compare with one tick of margin so nothing expires early.
-        let horizon = Self::ticks(self.clock.saturating_sub(idle)).saturating_sub(1);
+        let horizon = Self::ticks(self.clock.saturating_sub(idle)).wrapping_sub(1);
         while self.tail != NIL {
             let t = self.tail;
             let e = &self.slab[t as usize];
-            if e.queued >= horizon {
+            if Self::not_before(e.queued, horizon) {
                 break;
             }
             if self.clock.saturating_sub(e.end_ns) > idle {
@@ -290,7 +338,7 @@ impl FlowCache {
         loop {
             let t = self.tail;
             let e = &self.slab[t as usize];
-            if Self::ticks(e.end_ns) > e.queued {
+            if !Self::not_before(e.queued, Self::ticks(e.end_ns)) {
                 self.requeue(t);
             } else {
                 self.remove(t, EndReason::LackOfResources);
@@ -521,6 +569,25 @@ mod tests {
         assert!(c.slab.capacity() <= 2000, "slab grew past max_flows");
         let per_flow = c.memory_bytes() / c.len();
         assert!(per_flow <= 128, "{per_flow} bytes per flow");
+    }
+
+    #[test]
+    fn a_lone_packet_from_the_future_does_not_expire_everything() {
+        let mut c = cache(10);
+        c.handle_packet(&pkt(0, 1, 0));
+        c.handle_packet(&pkt(1_000_000, 2, 0)); // 11 days ahead: an outlier
+        for t in 1..30 {
+            c.handle_packet(&pkt(t, 1, 0));
+        }
+        assert!(c.take_expired().is_empty());
+        assert_eq!(c.counters().clock_outliers, 1);
+        // Two packets far ahead: a real jump; everything idle expires.
+        c.handle_packet(&pkt(2_000_000, 3, 0));
+        c.handle_packet(&pkt(2_000_001, 3, 0));
+        let r = c.take_expired();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].stats.packets + r[1].stats.packets, 31);
+        assert!(r.iter().all(|r| r.end_reason == EndReason::Idle));
     }
 
     #[test]

@@ -110,10 +110,8 @@ impl FragTable {
             Some(e) if e.expires_ns >= now => {
                 m.src_port = e.src_port;
                 m.dst_port = e.dst_port;
+                // Kept until it times out: fragments may come out of order or twice.
                 self.counters.matched += 1;
-                if !f.more {
-                    self.map.remove(&key);
-                }
             }
             Some(_) => {
                 self.map.remove(&key);
@@ -155,8 +153,13 @@ mod tests {
         t.resolve(&mut last);
         assert_eq!((mid.src_port, mid.dst_port), (2049, 800));
         assert_eq!((last.src_port, last.dst_port), (2049, 800));
-        assert!(t.is_empty(), "the last fragment closes the entry");
-        assert_eq!(t.counters().matched, 2);
+        let mut again = frag(2, 9, 370, false, (0, 0));
+        t.resolve(&mut again);
+        assert_eq!(
+            again.dst_port, 800,
+            "a repeated last fragment still matches"
+        );
+        assert_eq!(t.counters().matched, 3);
     }
 
     #[test]

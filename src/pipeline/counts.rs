@@ -92,6 +92,8 @@ pub struct Report {
     pub fragments: u64,
     pub fragments_unmatched: u64,
     pub fragment_table_full: u64,
+    /// Packets stamped far ahead of the flow clock (a lone future timestamp) that did not move it.
+    pub clock_outliers: u64,
     pub interfaces: Vec<InterfaceReport>,
     pub sinks: Vec<SinkReportJson>,
     /// Errors that ended a source early (a corrupt record in the middle of a file, say).
@@ -157,6 +159,7 @@ impl Report {
             fragments: frag.fragments,
             fragments_unmatched: frag.unmatched,
             fragment_table_full: frag.table_full,
+            clock_outliers: cache.clock_outliers,
             ..Report::default()
         }
     }
