@@ -9,7 +9,7 @@ use clap::Parser;
 
 use crate::config::{FileConfig, Settings};
 use crate::decode::TunnelMode;
-use crate::export::{Fanout, JsonSink, WhenFull};
+use crate::export::{Fanout, JsonSink, NetflowSink, WhenFull};
 use crate::pipeline::{self, Report, SourceSpec};
 
 /// Traffic-visibility probe for virtual switches: reads a mirror port or a capture file and
@@ -54,6 +54,24 @@ pub struct Args {
     /// Key tunnelled traffic on the inner or the outer packet [default: inner].
     #[arg(long, value_enum, value_name = "MODE")]
     pub tunnels: Option<TunnelMode>,
+    /// Export IPFIX over UDP to this collector (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Vec<String>,
+    /// Export NetFlow v9 over UDP to this collector (repeatable).
+    #[arg(long = "netflow-v9", value_name = "HOST:PORT")]
+    pub netflow_v9: Vec<String>,
+    /// IPFIX observation domain id / NetFlow v9 source id [default: 1].
+    #[arg(long, value_name = "N")]
+    pub observation_domain: Option<u32>,
+    /// Resend IPFIX / v9 templates every SECS seconds, 0 = off [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub template_refresh: Option<u64>,
+    /// Resend IPFIX / v9 templates every N datagrams, 0 = off [default: 100].
+    #[arg(long, value_name = "N")]
+    pub template_refresh_packets: Option<u32>,
+    /// Most IPFIX / v9 datagrams per second per collector [default: 2000].
+    #[arg(long, value_name = "N")]
+    pub export_rate: Option<u32>,
     /// TOML file with the same settings (snake_case keys); flags override it.
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -78,6 +96,12 @@ impl Args {
             active_timeout: self.active_timeout,
             max_flows: self.max_flows,
             tunnels: self.tunnels,
+            ipfix: (!self.ipfix.is_empty()).then_some(self.ipfix),
+            netflow_v9: (!self.netflow_v9.is_empty()).then_some(self.netflow_v9),
+            observation_domain: self.observation_domain,
+            template_refresh: self.template_refresh,
+            template_refresh_packets: self.template_refresh_packets,
+            export_rate: self.export_rate,
         };
         Settings::resolve(flags, file)
     }
@@ -109,8 +133,21 @@ pub fn main() -> ExitCode {
             Err(e) => return fail(1, e),
         }
     }
-    let quiet = !sinks.is_empty();
     let live = matches!(settings.pipeline.source, SourceSpec::Live(_));
+    // A file can wait for a slow collector; live capture cannot, so there the newest batch is
+    // dropped (and counted) when a collector's queue is full.
+    let network_policy = if live {
+        WhenFull::DropNewest
+    } else {
+        WhenFull::Block
+    };
+    for nf in &settings.netflow {
+        match NetflowSink::new(nf.clone()) {
+            Ok(s) => sinks.add(Box::new(s), network_policy, 64),
+            Err(e) => return fail(2, e),
+        }
+    }
+    let quiet = !sinks.is_empty();
     let report = match pipeline::run(&settings.pipeline, sinks, shutdown, |r: &Report| {
         if !quiet {
             println!("{}", r.summary_line());

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::capture::LiveConfig;
 use crate::decode::{Decoder, TunnelMode};
+use crate::export::NetflowConfig;
 use crate::flow::CacheConfig;
 use crate::pipeline::{PipelineConfig, SourceSpec};
 
@@ -37,6 +38,12 @@ pub struct FileConfig {
     pub active_timeout: Option<f64>,
     pub max_flows: Option<usize>,
     pub tunnels: Option<TunnelMode>,
+    pub ipfix: Option<Vec<String>>,
+    pub netflow_v9: Option<Vec<String>>,
+    pub observation_domain: Option<u32>,
+    pub template_refresh: Option<u64>,
+    pub template_refresh_packets: Option<u32>,
+    pub export_rate: Option<u32>,
 }
 
 impl FileConfig {
@@ -56,6 +63,8 @@ pub struct Settings {
     pub pipeline: PipelineConfig,
     pub json: Option<String>,
     pub stats_json: Option<PathBuf>,
+    /// One per IPFIX / NetFlow v9 collector.
+    pub netflow: Vec<NetflowConfig>,
 }
 
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -63,6 +72,9 @@ pub const DEFAULT_BUFFER_SIZE: u32 = 32 << 20;
 pub const DEFAULT_IDLE_TIMEOUT: f64 = 15.0;
 pub const DEFAULT_ACTIVE_TIMEOUT: f64 = 60.0;
 pub const DEFAULT_MAX_FLOWS: usize = 1_000_000;
+pub const DEFAULT_OBSERVATION_DOMAIN: u32 = 1;
+pub const DEFAULT_TEMPLATE_REFRESH: u64 = 60;
+pub const DEFAULT_TEMPLATE_REFRESH_PACKETS: u32 = 100;
 
 fn seconds(flag: &'static str, v: f64) -> Result<u64, ConfigError> {
     if !(v.is_finite() && v > 0.0 && v <= 86_400.0 * 365.0) {
@@ -72,6 +84,32 @@ fn seconds(flag: &'static str, v: f64) -> Result<u64, ConfigError> {
         });
     }
     Ok((v * 1e9) as u64)
+}
+
+/// `HOST:PORT`, `[V6ADDR]:PORT`; port nonzero.
+fn collector(flag: &'static str, s: &str) -> Result<(String, u16), ConfigError> {
+    let err = |message: &str| ConfigError::Value {
+        flag,
+        message: format!("{s:?}: {message}"),
+    };
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| err("expected HOST:PORT"))?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h
+            .strip_suffix(']')
+            .filter(|h| h.contains(':'))
+            .ok_or_else(|| err("expected [IPV6]:PORT"))?,
+        None if host.contains(':') => return Err(err("write an IPv6 host as [ADDR]:PORT")),
+        None => host,
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(err("expected HOST:PORT"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok((host.to_string(), p)),
+        _ => Err(err("the port must be a number in 1..=65535")),
+    }
 }
 
 impl Settings {
@@ -124,6 +162,64 @@ impl Settings {
             )?,
             max_flows,
         };
+        let export_rate = f
+            .export_rate
+            .or(c.export_rate)
+            .unwrap_or(NetflowConfig::DEFAULT_EXPORT_RATE);
+        if !(1..=1_000_000).contains(&export_rate) {
+            return Err(ConfigError::Value {
+                flag: "export-rate",
+                message: format!("{export_rate} datagrams/s is outside 1..=1000000"),
+            });
+        }
+        let template_refresh = f
+            .template_refresh
+            .or(c.template_refresh)
+            .unwrap_or(DEFAULT_TEMPLATE_REFRESH);
+        if template_refresh > 86_400 {
+            return Err(ConfigError::Value {
+                flag: "template-refresh",
+                message: format!("{template_refresh} s is outside 0..=86400 (0 = off)"),
+            });
+        }
+        let template_refresh_packets = f
+            .template_refresh_packets
+            .or(c.template_refresh_packets)
+            .unwrap_or(DEFAULT_TEMPLATE_REFRESH_PACKETS);
+        if template_refresh == 0 && template_refresh_packets == 0 {
+            // Over UDP templates must be resent periodically (RFC 7011 §8.4).
+            return Err(ConfigError::Value {
+                flag: "template-refresh",
+                message: "and --template-refresh-packets cannot both be 0 over UDP".into(),
+            });
+        }
+        let mut netflow = Vec::new();
+        for (flag, version, list) in [
+            (
+                "ipfix",
+                mirrorflow_ipfix::Version::Ipfix,
+                f.ipfix.filter(|v| !v.is_empty()).or(c.ipfix),
+            ),
+            (
+                "netflow-v9",
+                mirrorflow_ipfix::Version::NetflowV9,
+                f.netflow_v9.filter(|v| !v.is_empty()).or(c.netflow_v9),
+            ),
+        ] {
+            for s in list.unwrap_or_default() {
+                let (host, port) = collector(flag, &s)?;
+                netflow.push(NetflowConfig {
+                    observation_domain: f
+                        .observation_domain
+                        .or(c.observation_domain)
+                        .unwrap_or(DEFAULT_OBSERVATION_DOMAIN),
+                    template_refresh_secs: template_refresh,
+                    template_refresh_packets,
+                    export_rate,
+                    ..NetflowConfig::new(version, host, port)
+                });
+            }
+        }
         Ok(Settings {
             pipeline: PipelineConfig {
                 source,
@@ -140,6 +236,7 @@ impl Settings {
             },
             json: f.json.or(c.json),
             stats_json: f.stats_json.or(c.stats_json),
+            netflow,
         })
     }
 }
@@ -199,5 +296,43 @@ mod tests {
             ..file("x")
         };
         assert!(bad(flows).to_string().starts_with("--max-flows"));
+        for (ipfix, rate) in [("h", 1), ("h:0", 1), (":9", 1), ("::1:9", 1), ("h:9", 0)] {
+            let f = FileConfig {
+                ipfix: Some(vec![ipfix.into()]),
+                export_rate: Some(rate),
+                ..file("x")
+            };
+            assert!(
+                matches!(bad(f), ConfigError::Value { .. }),
+                "{ipfix} {rate}"
+            );
+        }
+    }
+
+    #[test]
+    fn collectors() {
+        let flags = FileConfig {
+            ipfix: Some(vec!["127.0.0.1:4739".into(), "[::1]:4740".into()]),
+            observation_domain: Some(7),
+            ..file("a.pcap")
+        };
+        let conf: FileConfig =
+            toml::from_str("netflow_v9 = [\"collector.example:2055\"]\nexport_rate = 50").unwrap();
+        let s = Settings::resolve(flags, conf).unwrap();
+        let got: Vec<_> = s
+            .netflow
+            .iter()
+            .map(|n| (n.name(), n.observation_domain, n.export_rate))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ipfix:127.0.0.1:4739".to_string(), 7, 50),
+                ("ipfix:[::1]:4740".to_string(), 7, 50),
+                ("netflow-v9:collector.example:2055".to_string(), 7, 50),
+            ]
+        );
+        assert_eq!(s.netflow[0].template_refresh_secs, 60);
+        assert_eq!(s.netflow[0].template_refresh_packets, 100);
     }
 }

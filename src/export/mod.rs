@@ -7,9 +7,11 @@
 
 mod fanout;
 mod json;
+mod netflow;
 
 pub use fanout::{Fanout, SinkReport, WhenFull};
 pub use json::{JsonFlow, JsonSink};
+pub use netflow::{NetflowConfig, NetflowSink};
 
 use crate::flow::FlowRecord;
 
