@@ -75,10 +75,87 @@ impl From<&FlowRecord> for JsonFlow {
     }
 }
 
+/// Appends `r` as one JSON line, byte-identical to `serde_json` on [`JsonFlow`] but without
+/// building strings: the sink writes about a million records per second this way.
+pub fn write_json_line(r: &FlowRecord, out: &mut Vec<u8>) {
+    let (k, s) = (&r.key, &r.stats);
+    let mut num = itoa::Buffer::new();
+    let mut field = |out: &mut Vec<u8>, name: &str, v: u64| {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(num.format(v).as_bytes());
+    };
+    out.extend_from_slice(b"{\"src_addr\":\"");
+    write_ip(out, k.ip_version(), &k.src_addr);
+    out.extend_from_slice(b"\",\"dst_addr\":\"");
+    write_ip(out, k.ip_version(), &k.dst_addr);
+    out.push(b'"');
+    field(out, "src_port", k.src_port.into());
+    field(out, "dst_port", k.dst_port.into());
+    field(out, "protocol", k.protocol.into());
+    field(out, "ip_version", k.ip_version().into());
+    field(out, "packets", s.packets);
+    field(out, "bytes", s.bytes);
+    field(out, "l2_bytes", s.l2_bytes);
+    field(out, "start_ns", s.start_ns);
+    field(out, "end_ns", s.end_ns);
+    field(out, "tcp_flags", s.tcp_flags.into());
+    field(out, "min_ttl", s.min_ttl.into());
+    field(out, "max_ttl", s.max_ttl.into());
+    field(out, "dscp", (s.tos >> 2).into());
+    for (name, mac) in [("src_mac", &s.src_mac), ("dst_mac", &s.dst_mac)] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        for (i, b) in mac.iter().enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+        out.push(b'"');
+    }
+    if k.vlan_id != 0 {
+        field(out, "vlan_id", k.vlan_id.into());
+    }
+    if let Some(t) = k.tunnel_id() {
+        field(out, "tunnel_id", t.into());
+    }
+    if k.in_if != 0 {
+        field(out, "in_if", k.in_if.into());
+    }
+    out.extend_from_slice(b",\"end_reason\":\"");
+    out.extend_from_slice(r.end_reason.name().as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Dotted quad by hand (the common case); IPv6 through `Display` (RFC 5952 text).
+fn write_ip(out: &mut Vec<u8>, version: u8, a: &[u8; 16]) {
+    if version == 6 {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}", std::net::Ipv6Addr::from(*a));
+        return;
+    }
+    let mut num = itoa::Buffer::new();
+    for (i, b) in a[..4].iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        out.extend_from_slice(num.format(*b).as_bytes());
+    }
+}
+
 /// Writes JSON Lines to a file or stdout.
 pub struct JsonSink {
     name: String,
-    out: std::io::BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
+    /// Reused serialization buffer: one batch of records, written with one call.
+    line: Vec<u8>,
 }
 
 impl JsonSink {
@@ -97,7 +174,8 @@ impl JsonSink {
         };
         Ok(JsonSink {
             name,
-            out: std::io::BufWriter::with_capacity(1 << 16, w),
+            out: w,
+            line: Vec::new(),
         })
     }
 
@@ -115,15 +193,82 @@ impl FlowSink for JsonSink {
     }
 
     fn write(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
+        self.line.clear();
         for r in records {
-            serde_json::to_writer(&mut self.out, &JsonFlow::from(r))
-                .map_err(|e| self.io(e.into()))?;
-            self.out.write_all(b"\n").map_err(|e| self.io(e))?;
+            write_json_line(r, &mut self.line);
         }
-        Ok(())
+        self.out.write_all(&self.line).map_err(|e| self.io(e))
     }
 
     fn finish(&mut self) -> Result<(), ExportError> {
         self.out.flush().map_err(|e| self.io(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FrameInfo, PacketMeta};
+    use crate::flow::{FlowKey, FlowStats};
+
+    fn record(
+        v6: bool,
+        vlan: u16,
+        tunnel: Option<u32>,
+        in_if: u32,
+        reason: EndReason,
+    ) -> FlowRecord {
+        let mut m = PacketMeta {
+            frame: FrameInfo {
+                ts_ns: 0,
+                wire_len: 0,
+                in_if,
+            },
+            ip_version: if v6 { 6 } else { 4 },
+            protocol: 17,
+            src_port: 65535,
+            dst_port: 0,
+            vlan_id: vlan,
+            tunnel_id: tunnel,
+            ..PacketMeta::default()
+        };
+        m.src_addr = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        m.dst_addr = [255, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab];
+        FlowRecord {
+            key: FlowKey::from_meta(&m),
+            stats: FlowStats {
+                packets: u64::MAX,
+                bytes: 1,
+                l2_bytes: 0,
+                start_ns: 1_700_000_000_123_456_789,
+                end_ns: u64::MAX - 1,
+                src_mac: [0, 0x1f, 0xa0, 0xff, 0x0a, 0xb9],
+                dst_mac: [0xff; 6],
+                tcp_flags: 0xff,
+                min_ttl: 0,
+                max_ttl: 255,
+                tos: 0xb9,
+            },
+            end_reason: reason,
+        }
+    }
+
+    #[test]
+    fn fast_writer_matches_serde_byte_for_byte() {
+        for v6 in [false, true] {
+            for (vlan, tunnel, in_if) in [
+                (0, None, 0),
+                (4094, Some(0), 7),
+                (1, Some(u32::MAX), u32::MAX),
+            ] {
+                for reason in EndReason::ALL {
+                    let r = record(v6, vlan, tunnel, in_if, reason);
+                    let mut fast = Vec::new();
+                    write_json_line(&r, &mut fast);
+                    let slow = serde_json::to_string(&JsonFlow::from(&r)).unwrap() + "\n";
+                    assert_eq!(String::from_utf8(fast).unwrap(), slow);
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@
 
 mod cache;
 mod frag;
+mod index;
+mod prefetch;
 mod record;
 
 pub use cache::{CacheConfig, CacheCounters, FlowCache};

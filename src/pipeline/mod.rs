@@ -119,8 +119,8 @@ pub fn run(
                 totals.absorb(&counts);
                 for m in &mut metas {
                     frags.resolve(m);
-                    cache.handle_packet(m);
                 }
+                cache.handle_batch(&metas);
                 sinks.send(cache.take_expired());
             }
             Ok(SourceMsg::Interface(stats)) => {
