@@ -173,7 +173,7 @@ mod tests {
             let r = next();
             let idx = (r % 600) as u32;
             // Few distinct hashes: long probe runs and many equal tags.
-            let hash = ((idx % 37) as u32).wrapping_mul(0x0100_0193) ^ (r as u32 & 0x8000_0000);
+            let hash = (idx % 37).wrapping_mul(0x0100_0193) ^ (r as u32 & 0x8000_0000);
             let hash = hash & 0xffff_0000 | (idx % 37);
             match model.get(&idx) {
                 Some(&h) if r & 1 == 0 => {
