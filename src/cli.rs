@@ -54,6 +54,10 @@ pub struct Args {
     /// Key tunnelled traffic on the inner or the outer packet [default: inner].
     #[arg(long, value_enum, value_name = "MODE")]
     pub tunnels: Option<TunnelMode>,
+    /// Feed the flow cache 1 packet in N, chosen at random (announced in IPFIX/v9 sampling
+    /// options; counts stay unscaled) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub flow_sampling: Option<u32>,
     /// Export IPFIX over UDP to this collector (repeatable).
     #[arg(long, value_name = "HOST:PORT")]
     pub ipfix: Vec<String>,
@@ -96,6 +100,7 @@ impl Args {
             active_timeout: self.active_timeout,
             max_flows: self.max_flows,
             tunnels: self.tunnels,
+            flow_sampling: self.flow_sampling,
             ipfix: (!self.ipfix.is_empty()).then_some(self.ipfix),
             netflow_v9: (!self.netflow_v9.is_empty()).then_some(self.netflow_v9),
             observation_domain: self.observation_domain,

@@ -38,6 +38,7 @@ pub struct FileConfig {
     pub active_timeout: Option<f64>,
     pub max_flows: Option<usize>,
     pub tunnels: Option<TunnelMode>,
+    pub flow_sampling: Option<u32>,
     pub ipfix: Option<Vec<String>>,
     pub netflow_v9: Option<Vec<String>>,
     pub observation_domain: Option<u32>,
@@ -193,6 +194,13 @@ impl Settings {
                 message: "and --template-refresh-packets cannot both be 0 over UDP".into(),
             });
         }
+        let flow_sampling = f.flow_sampling.or(c.flow_sampling).unwrap_or(1);
+        if !(1..=1_000_000).contains(&flow_sampling) {
+            return Err(ConfigError::Value {
+                flag: "flow-sampling",
+                message: format!("{flow_sampling} is outside 1..=1000000"),
+            });
+        }
         let mut netflow = Vec::new();
         for (flag, version, list) in [
             (
@@ -216,6 +224,7 @@ impl Settings {
                     template_refresh_secs: template_refresh,
                     template_refresh_packets,
                     export_rate,
+                    sampling_interval: flow_sampling,
                     ..NetflowConfig::new(version, host, port)
                 });
             }
@@ -233,6 +242,9 @@ impl Settings {
                     read_timeout_ms: 100,
                 },
                 filter,
+                flow_sampling,
+                packet_sampling: None,
+                counter_interval_ns: 1_000_000_000,
             },
             json: f.json.or(c.json),
             stats_json: f.stats_json.or(c.stats_json),

@@ -11,3 +11,4 @@ pub mod decode;
 pub mod export;
 pub mod flow;
 pub mod pipeline;
+pub mod sample;

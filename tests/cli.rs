@@ -245,3 +245,35 @@ fn the_config_file_sets_defaults_and_flags_win() {
     let o = run(&["-c", conf.to_str().unwrap()]);
     assert_fails(&o, 2, "unknown field");
 }
+
+#[test]
+fn flow_sampling_thins_the_flow_cache_and_counts_what_it_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    let o = run(&[
+        "-r",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample.pcap"),
+        "--flow-sampling",
+        "4",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap();
+    let (frames, flow, out) = (
+        s["frames"].as_u64().unwrap(),
+        s["flow_packets"].as_u64().unwrap(),
+        s["sampled_out"].as_u64().unwrap(),
+    );
+    assert_eq!(frames, 600);
+    assert_eq!(
+        flow + out,
+        frames,
+        "every frame is in a flow or counted as sampled out"
+    );
+    // 1 in 4 of 600: within 4 standard deviations (sd = sqrt(600 * 1/4 * 3/4) ≈ 10.6).
+    assert!((108..=192).contains(&flow), "{flow} packets kept");
+    let o = run(&["-r", "x.pcap", "--flow-sampling", "0"]);
+    assert_fails(&o, 2, "--flow-sampling");
+}

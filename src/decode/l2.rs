@@ -38,9 +38,10 @@ impl Cursor<'_> {
                     if d.len() < 4 {
                         return Decoded::Error(DecodeError::TruncatedLinkHeader);
                     }
-                    let vid = be16(d, 0) & 0x0fff;
+                    let tci = be16(d, 0);
                     if self.meta.vlan_id == 0 {
-                        self.meta.vlan_id = vid;
+                        self.meta.vlan_id = tci & 0x0fff;
+                        self.meta.vlan_pcp = (tci >> 13) as u8;
                     }
                     ethertype = be16(d, 2);
                     d = &d[4..];

@@ -51,6 +51,8 @@ pub struct PacketMeta {
     pub dst_mac: [u8; 6],
     /// Outermost 802.1Q/802.1ad VLAN id; 0 when untagged.
     pub vlan_id: u16,
+    /// Priority code point of that tag.
+    pub vlan_pcp: u8,
     /// VXLAN/Geneve VNI, GRE key or ERSPAN session id of the tunnel the packet came in.
     pub tunnel_id: Option<u32>,
     /// Set when the packet is an IP fragment.

@@ -1,19 +1,19 @@
-//! Fan-out of record batches to sinks, each on its own thread behind a bounded queue.
+//! Fan-out of events to sinks, each on its own thread behind a bounded queue.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use super::FlowSink;
-use crate::flow::FlowRecord;
+use super::{Event, Interest, Sink};
 
 /// What happens when a sink's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WhenFull {
-    /// Wait for the sink (files: losing records there is never right).
+    /// Wait for the sink (files, and any sink while replaying a file: losing records there is
+    /// never right).
     Block,
-    /// Drop the newest batch and count its records (network sinks).
+    /// Drop the newest event and count what it held (network sinks on live capture).
     DropNewest,
 }
 
@@ -22,19 +22,37 @@ pub enum WhenFull {
 pub struct SinkReport {
     pub name: String,
     pub records_written: u64,
-    /// Records dropped because the queue was full or the sink had failed.
+    /// Records (or samples) dropped because the queue was full or the sink had failed.
     pub records_dropped: u64,
     pub error: Option<String>,
 }
 
 struct Worker {
-    tx: Option<Sender<Arc<Vec<FlowRecord>>>>,
+    tx: Option<Sender<Arc<Event>>>,
+    interest: Interest,
     policy: WhenFull,
     dropped: u64,
     handle: JoinHandle<SinkReport>,
 }
 
-/// Hands every record batch to every sink.
+/// Items an event carries, for the written/dropped counts.
+fn items(e: &Event) -> u64 {
+    match e {
+        Event::Flows(r) => r.len() as u64,
+        Event::Samples(s) => s.len() as u64,
+        Event::Counters(_) => 0,
+    }
+}
+
+fn deliver(sink: &mut dyn Sink, e: &Event) -> Result<(), super::ExportError> {
+    match e {
+        Event::Flows(r) => sink.flows(r),
+        Event::Samples(s) => sink.samples(s),
+        Event::Counters(c) => sink.counters(c),
+    }
+}
+
+/// Hands every event to every sink that wants it.
 #[derive(Default)]
 pub struct Fanout {
     workers: Vec<Worker>,
@@ -49,9 +67,21 @@ impl Fanout {
         self.workers.is_empty()
     }
 
-    /// Starts `sink` on its own thread with a queue of `queue_batches` batches.
-    pub fn add(&mut self, mut sink: Box<dyn FlowSink>, policy: WhenFull, queue_batches: usize) {
-        let (tx, rx) = bounded::<Arc<Vec<FlowRecord>>>(queue_batches.max(1));
+    /// What the sinks want, together.
+    pub fn interest(&self) -> Interest {
+        self.workers
+            .iter()
+            .fold(Interest::default(), |a, w| Interest {
+                flows: a.flows || w.interest.flows,
+                samples: a.samples || w.interest.samples,
+                counters: a.counters || w.interest.counters,
+            })
+    }
+
+    /// Starts `sink` on its own thread with a queue of `queue` events.
+    pub fn add(&mut self, mut sink: Box<dyn Sink>, policy: WhenFull, queue: usize) {
+        let (tx, rx) = bounded::<Arc<Event>>(queue.max(1));
+        let interest = sink.interest();
         let handle = std::thread::Builder::new()
             .name("sink".into())
             .spawn(move || {
@@ -59,15 +89,15 @@ impl Fanout {
                     name: sink.name(),
                     ..SinkReport::default()
                 };
-                for batch in rx {
+                for event in rx {
                     if report.error.is_some() {
-                        report.records_dropped += batch.len() as u64;
+                        report.records_dropped += items(&event);
                         continue;
                     }
-                    match sink.write(&batch) {
-                        Ok(()) => report.records_written += batch.len() as u64,
+                    match deliver(sink.as_mut(), &event) {
+                        Ok(()) => report.records_written += items(&event),
                         Err(e) => {
-                            report.records_dropped += batch.len() as u64;
+                            report.records_dropped += items(&event);
                             report.error = Some(e.to_string());
                         }
                     }
@@ -82,30 +112,42 @@ impl Fanout {
             .expect("spawning a sink thread");
         self.workers.push(Worker {
             tx: Some(tx),
+            interest,
             policy,
             dropped: 0,
             handle,
         });
     }
 
-    /// Sends a batch to every sink.
-    pub fn send(&mut self, records: Vec<FlowRecord>) {
-        if records.is_empty() || self.workers.is_empty() {
+    /// Sends an event to every sink that wants it. Empty flow and sample batches are skipped.
+    pub fn send(&mut self, event: Event) {
+        if self.workers.is_empty() || matches!(&event, Event::Flows(r) if r.is_empty()) {
             return;
         }
-        let batch = Arc::new(records);
+        if matches!(&event, Event::Samples(s) if s.is_empty()) {
+            return;
+        }
+        let event = Arc::new(event);
         for w in &mut self.workers {
             let Some(tx) = &w.tx else { continue };
+            if !w.interest.wants(&event) {
+                continue;
+            }
             let result = match w.policy {
-                WhenFull::Block => tx.send(batch.clone()).map_err(|e| e.into_inner()),
-                WhenFull::DropNewest => tx.try_send(batch.clone()).map_err(|e| match e {
+                WhenFull::Block => tx.send(event.clone()).map_err(|e| e.into_inner()),
+                WhenFull::DropNewest => tx.try_send(event.clone()).map_err(|e| match e {
                     TrySendError::Full(b) | TrySendError::Disconnected(b) => b,
                 }),
             };
-            if let Err(b) = result {
-                w.dropped += b.len() as u64;
+            if let Err(e) = result {
+                w.dropped += items(&e);
             }
         }
+    }
+
+    /// Sends a batch of flow records.
+    pub fn send_flows(&mut self, records: Vec<crate::flow::FlowRecord>) {
+        self.send(Event::Flows(records));
     }
 
     /// Closes the queues, waits for every sink to finish, and reports.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{ExportError, FlowSink};
+use super::{ExportError, Sink};
 use crate::flow::{EndReason, FlowRecord};
 
 /// The JSON shape of a flow record.
@@ -187,12 +187,12 @@ impl JsonSink {
     }
 }
 
-impl FlowSink for JsonSink {
+impl Sink for JsonSink {
     fn name(&self) -> String {
         self.name.clone()
     }
 
-    fn write(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
+    fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
         self.line.clear();
         for r in records {
             write_json_line(r, &mut self.line);

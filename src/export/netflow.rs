@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mirrorflow_ipfix::{Encoder, EncoderConfig, ExportClock, ExporterStats, Version};
 
-use super::{ExportError, FlowSink};
+use super::{ExportError, Sink};
 use crate::flow::FlowRecord;
 
 /// Records handed to the encoder at once: bounds the datagrams held in memory per call.
@@ -41,6 +41,9 @@ pub struct NetflowConfig {
     pub export_rate: u32,
     /// ifIndex sent when a record has no ingress interface (never 0).
     pub unknown_if_index: u32,
+    /// 1-in-N packet sampling in front of the flow cache, announced in the sampling options
+    /// (counts in records stay unscaled).
+    pub sampling_interval: u32,
 }
 
 impl NetflowConfig {
@@ -64,6 +67,7 @@ impl NetflowConfig {
             template_refresh_packets: 100,
             export_rate: Self::DEFAULT_EXPORT_RATE,
             unknown_if_index: Self::DEFAULT_UNKNOWN_IF_INDEX,
+            sampling_interval: 1,
         }
     }
 
@@ -238,6 +242,9 @@ impl NetflowSink {
             observation_domain: cfg.observation_domain,
             template_refresh_ms: cfg.template_refresh_secs.saturating_mul(1000),
             template_refresh_packets: cfg.template_refresh_packets,
+            sampling: mirrorflow_ipfix::Sampling {
+                interval: cfg.sampling_interval.max(1),
+            },
             ..EncoderConfig::new(cfg.version)
         };
         let encoder = Encoder::new(enc_cfg).map_err(|e| ExportError::Io {
@@ -392,13 +399,13 @@ pub fn to_wire(r: &FlowRecord, unknown_if: u32) -> mirrorflow_ipfix::FlowRecord 
     }
 }
 
-impl FlowSink for NetflowSink {
+impl Sink for NetflowSink {
     fn name(&self) -> String {
         self.name.clone()
     }
 
-    /// Never fails: send errors are counted and reported by [`FlowSink::finish`].
-    fn write(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
+    /// Never fails: send errors are counted and reported by [`Sink::finish`].
+    fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
         for chunk in records.chunks(CHUNK_RECORDS) {
             self.send_chunk(chunk);
         }
@@ -504,7 +511,7 @@ mod tests {
         let mut sink = NetflowSink::new(cfg).unwrap();
         let recs = vec![record(17, 53, 0); 100];
         for _ in 0..5 {
-            sink.write(&recs).unwrap();
+            sink.flows(&recs).unwrap();
         }
         let c = sink.counters();
         assert_eq!(c.records, 500);
@@ -517,7 +524,7 @@ mod tests {
     fn unresolvable_host_is_counted() {
         let cfg = NetflowConfig::new(Version::NetflowV9, "no-such-host.invalid", 2055);
         let mut sink = NetflowSink::new(cfg).unwrap();
-        sink.write(&[record(6, 80, 0)]).unwrap();
+        sink.flows(&[record(6, 80, 0)]).unwrap();
         let c = sink.counters();
         assert_eq!(c.resolve_errors, 1);
         assert_eq!(c.send_errors, c.datagrams);

@@ -183,6 +183,11 @@ impl FlowCache {
         }
     }
 
+    /// The flow clock: the latest packet time believed, Unix epoch ns.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     /// Active flows.
     pub fn len(&self) -> usize {
         self.len

@@ -19,6 +19,8 @@ const OTHER_ETHERTYPE: u16 = 0xffff;
 pub struct SourceCounts {
     pub frames: u64,
     pub filtered: u64,
+    /// Frames left out of the flow cache by `--flow-sampling`.
+    pub sampled_out: u64,
     pub non_ip: BTreeMap<u16, u64>,
     pub decode_errors: [u64; DecodeError::ALL.len()],
 }
@@ -45,6 +47,7 @@ impl SourceCounts {
     pub fn absorb(&mut self, d: &SourceCounts) {
         self.frames += d.frames;
         self.filtered += d.filtered;
+        self.sampled_out += d.sampled_out;
         for (&et, &n) in &d.non_ip {
             let key = if self.non_ip.len() >= MAX_ETHERTYPES && !self.non_ip.contains_key(&et) {
                 OTHER_ETHERTYPE
@@ -75,6 +78,8 @@ pub struct Report {
     pub frames: u64,
     /// Frames rejected by the BPF filter (capture files only; live filters run in the kernel).
     pub filtered: u64,
+    /// Frames left out of the flow cache by 1-in-N flow sampling.
+    pub sampled_out: u64,
     /// Frames without IP, by ethertype name.
     pub non_ip: BTreeMap<String, u64>,
     /// Frames that failed to decode, by reason.
@@ -129,6 +134,7 @@ impl Report {
         Report {
             frames: src.frames,
             filtered: src.filtered,
+            sampled_out: src.sampled_out,
             non_ip: src
                 .non_ip
                 .iter()
@@ -186,6 +192,7 @@ impl Report {
             - i128::from(self.non_ip_total())
             - i128::from(self.decode_error_total())
             - i128::from(self.filtered)
+            - i128::from(self.sampled_out)
     }
 
     /// The one-line summary.

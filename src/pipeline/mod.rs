@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{bounded, RecvTimeoutError};
 
 pub use counts::{InterfaceReport, Report, SinkReportJson, SourceCounts, MAX_ETHERTYPES};
-pub use source::BATCH;
+pub use source::{SourceSetup, BATCH};
 
 use crate::capture::{CaptureError, FileFilter, FileSource, LiveConfig, LiveSource};
 use crate::decode::Decoder;
-use crate::export::Fanout;
+use crate::export::{CounterSnapshot, Event, Fanout};
 use crate::flow::{CacheConfig, EndReason, FlowCache, FragTable};
+use crate::sample::{PortTable, SamplingConfig};
 use source::SourceMsg;
 
 /// Where frames come from.
@@ -35,12 +36,42 @@ pub struct PipelineConfig {
     pub cache: CacheConfig,
     pub filter: Option<String>,
     pub live: LiveConfig,
+    /// 1-in-N sampling in front of the flow cache (1: every packet).
+    pub flow_sampling: u32,
+    /// Packet samples for sinks that want them (sFlow).
+    pub packet_sampling: Option<SamplingConfig>,
+    /// How often (in packet time) sinks that want counters get a snapshot.
+    pub counter_interval_ns: u64,
+}
+
+impl PipelineConfig {
+    /// Defaults around a source: no filter, no sampling, counters every second.
+    pub fn new(source: SourceSpec) -> PipelineConfig {
+        PipelineConfig {
+            source,
+            decoder: Decoder::default(),
+            cache: CacheConfig::default(),
+            filter: None,
+            live: LiveConfig {
+                snaplen: 262_144,
+                buffer_size: 32 << 20,
+                promisc: true,
+                filter: None,
+                read_timeout_ms: 100,
+            },
+            flow_sampling: 1,
+            packet_sampling: None,
+            counter_interval_ns: 1_000_000_000,
+        }
+    }
 }
 
 /// Batches in flight between the sources and the flow thread.
 const QUEUE_BATCHES: usize = 64;
 /// Records per batch when the whole table is flushed at the end.
 const FLUSH_BATCH: usize = 8192;
+/// Seed of the samplers: fixed, so a replay samples the same packets every time.
+const SAMPLER_SEED: u64 = 0x006d_666c_6f77;
 
 fn wall_ns() -> u64 {
     SystemTime::now()
@@ -50,7 +81,8 @@ fn wall_ns() -> u64 {
 }
 
 /// Runs until the sources end (file) or `shutdown` is set (sources see it within one read
-/// timeout and hang up), then flushes every active flow. `tick` is called about once a second during live capture with the counts so far.
+/// timeout and hang up), then flushes every active flow. `tick` is called about once a second
+/// during live capture with the counts so far.
 ///
 /// Errors opening a source are returned before anything runs; errors that end a source later
 /// are in [`Report::source_errors`].
@@ -63,20 +95,25 @@ pub fn run(
     let (tx, rx) = bounded::<SourceMsg>(QUEUE_BATCHES);
     let mut threads = Vec::new();
     let live = matches!(cfg.source, SourceSpec::Live(_));
+    let interest = sinks.interest();
+    let setup = |filter: Option<String>, source_index: u32| SourceSetup {
+        decoder: cfg.decoder,
+        filter,
+        flow_sampling: cfg.flow_sampling.max(1),
+        packet_sampling: cfg.packet_sampling.filter(|_| interest.samples),
+        count_ports: interest.counters,
+        source_index,
+        seed: SAMPLER_SEED ^ u64::from(source_index),
+    };
     match &cfg.source {
         SourceSpec::File(path) => {
             let src = FileSource::open(path)?;
             if let Some(f) = &cfg.filter {
                 FileFilter::new(f)?;
             }
-            let (decoder, filter, stop, tx) = (
-                cfg.decoder,
-                cfg.filter.clone(),
-                shutdown.clone(),
-                tx.clone(),
-            );
+            let (setup, stop, tx) = (setup(cfg.filter.clone(), 1), shutdown.clone(), tx.clone());
             threads.push(spawn("read", move || {
-                source::run_file(src, decoder, filter, stop, tx)
+                source::run_file(src, setup, stop, tx)
             }));
         }
         SourceSpec::Live(ifaces) => {
@@ -90,9 +127,9 @@ pub fn run(
                 opened.push(src);
             }
             for src in opened {
-                let (decoder, stop, tx) = (cfg.decoder, shutdown.clone(), tx.clone());
+                let (setup, stop, tx) = (setup(None, src.ifindex()), shutdown.clone(), tx.clone());
                 threads.push(spawn("capture", move || {
-                    source::run_live(src, decoder, stop, tx)
+                    source::run_live(src, setup, stop, tx)
                 }));
             }
         }
@@ -102,9 +139,11 @@ pub fn run(
     let mut cache = FlowCache::new(cfg.cache);
     let mut frags = FragTable::default();
     let mut totals = SourceCounts::default();
+    let mut ports = PortTable::default();
     let mut interfaces: Vec<InterfaceReport> = Vec::new();
     let mut errors = Vec::new();
     let mut last_tick = Instant::now();
+    let mut next_snapshot = 0u64;
     let snapshot = |totals: &SourceCounts,
                     cache: &FlowCache,
                     frags: &FragTable,
@@ -115,13 +154,20 @@ pub fn run(
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(SourceMsg::Batch { mut metas, counts }) => {
+            Ok(SourceMsg::Batch {
+                mut metas,
+                samples,
+                counts,
+                ports: port_delta,
+            }) => {
                 totals.absorb(&counts);
+                ports.absorb(&port_delta);
+                sinks.send(Event::Samples(samples));
                 for m in &mut metas {
                     frags.resolve(m);
                 }
                 cache.handle_batch(&metas);
-                sinks.send(cache.take_expired());
+                sinks.send_flows(cache.take_expired());
             }
             Ok(SourceMsg::Interface(stats)) => {
                 match interfaces.iter_mut().find(|i| i.name == stats.name) {
@@ -136,23 +182,41 @@ pub fn run(
         if live {
             // A quiet wire still ages flows out.
             cache.handle_timeout(wall_ns());
-            sinks.send(cache.take_expired());
+            sinks.send_flows(cache.take_expired());
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
                 tick(&snapshot(&totals, &cache, &frags, &interfaces));
             }
         }
+        if interest.counters && cache.clock() >= next_snapshot {
+            let time_ns = cache.clock();
+            next_snapshot = time_ns - time_ns % cfg.counter_interval_ns + cfg.counter_interval_ns;
+            sinks.send(Event::Counters(Box::new(CounterSnapshot {
+                time_ns,
+                last: false,
+                report: snapshot(&totals, &cache, &frags, &interfaces),
+                ports: ports.clone(),
+            })));
+        }
     }
     for t in threads {
         let _ = t.join();
     }
-    sinks.send(cache.take_expired());
+    sinks.send_flows(cache.take_expired());
     while cache.flush_up_to(EndReason::ForcedEnd, FLUSH_BATCH) > 0 {
-        sinks.send(cache.take_expired());
+        sinks.send_flows(cache.take_expired());
     }
     let mut report = snapshot(&totals, &cache, &frags, &interfaces);
-    report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
     report.source_errors = errors;
+    if interest.counters {
+        sinks.send(Event::Counters(Box::new(CounterSnapshot {
+            time_ns: cache.clock(),
+            last: true,
+            report: report.clone(),
+            ports,
+        })));
+    }
+    report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
     Ok(report)
 }
 

@@ -1,15 +1,17 @@
-//! Source threads: read frames, filter, decode, and send batches of `PacketMeta` with counter
-//! deltas to the flow thread.
+//! Source threads: read frames, filter, sample, decode, and send batches of `PacketMeta`,
+//! packet samples and counter deltas to the flow thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use mirrorflow_sflow::Sampler;
 
 use super::counts::{InterfaceReport, SourceCounts};
 use crate::capture::{CaptureError, FileFilter, FileSource, Frame, LiveSource};
-use crate::decode::{Decoded, Decoder, PacketMeta};
+use crate::decode::{linktype, Decoded, Decoder, PacketMeta};
+use crate::sample::{PacketSample, PortTable, SamplingConfig};
 
 /// Packets per batch.
 pub const BATCH: usize = 1024;
@@ -21,7 +23,9 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 pub enum SourceMsg {
     Batch {
         metas: Vec<PacketMeta>,
+        samples: Vec<PacketSample>,
         counts: SourceCounts,
+        ports: PortTable,
     },
     /// Cumulative libpcap statistics of a live interface.
     Interface(InterfaceReport),
@@ -29,24 +33,57 @@ pub enum SourceMsg {
     Error(String),
 }
 
+/// What a source thread does to each frame, besides decoding it.
+#[derive(Clone, Debug)]
+pub struct SourceSetup {
+    pub decoder: Decoder,
+    /// BPF filter applied per frame (files only).
+    pub filter: Option<String>,
+    /// 1-in-N sampling of the frames that reach the flow cache (1: all).
+    pub flow_sampling: u32,
+    /// sFlow-style packet samples, when a sink wants them.
+    pub packet_sampling: Option<SamplingConfig>,
+    /// Keep port counters (when a sink wants counters).
+    pub count_ports: bool,
+    /// Index of this data source (the capture interface) for samples and port counters.
+    pub source_index: u32,
+    /// Seed of the samplers (fixed, so a replay samples the same packets).
+    pub seed: u64,
+}
+
 /// Decodes frames into a batch and counts what is not IP.
 struct Batcher {
-    decoder: Decoder,
+    setup: SourceSetup,
     filter: Option<FileFilter>,
+    flow_sampler: Option<Sampler>,
+    packet_sampler: Option<Sampler>,
+    /// Capture drops of this source so far (live), for samples.
+    drops: u32,
     metas: Vec<PacketMeta>,
+    samples: Vec<PacketSample>,
     counts: SourceCounts,
+    ports: PortTable,
     tx: Sender<SourceMsg>,
 }
 
 impl Batcher {
-    fn new(decoder: Decoder, filter: Option<FileFilter>, tx: Sender<SourceMsg>) -> Batcher {
-        Batcher {
-            decoder,
+    fn new(setup: SourceSetup, tx: Sender<SourceMsg>) -> Result<Batcher, CaptureError> {
+        let filter = setup.filter.as_deref().map(FileFilter::new).transpose()?;
+        Ok(Batcher {
             filter,
+            flow_sampler: (setup.flow_sampling > 1)
+                .then(|| Sampler::new(setup.flow_sampling, setup.seed)),
+            packet_sampler: setup
+                .packet_sampling
+                .map(|s| Sampler::new(s.rate, setup.seed ^ 0x5f10)),
+            setup,
+            drops: 0,
             metas: Vec::with_capacity(BATCH),
+            samples: Vec::new(),
             counts: SourceCounts::default(),
+            ports: PortTable::default(),
             tx,
-        }
+        })
     }
 
     /// Returns false when the flow thread has gone away.
@@ -58,9 +95,35 @@ impl Batcher {
                 return Ok(true);
             }
         }
+        if self.setup.count_ports {
+            let dst_mac = match (f.linktype, f.data) {
+                (linktype::ETHERNET, [a, b, c, d, e, g, ..]) => [*a, *b, *c, *d, *e, *g],
+                _ => [0; 6],
+            };
+            self.ports
+                .count_frame(self.setup.source_index, 0, &dst_mac, f.info.wire_len);
+        }
+        let to_flows = self.flow_sampler.as_mut().is_none_or(|s| s.should_sample());
+        let to_sample = self
+            .packet_sampler
+            .as_mut()
+            .is_some_and(|s| s.should_sample());
+        if !to_flows && !to_sample {
+            self.counts.sampled_out += 1;
+            return Ok(true);
+        }
         self.metas.push(PacketMeta::default());
         let slot = self.metas.last_mut().expect("just pushed");
-        match self.decoder.decode(f.linktype, f.data, f.info, slot) {
+        let decoded = self.setup.decoder.decode(f.linktype, f.data, f.info, slot);
+        let meta = *slot;
+        if to_sample {
+            self.take_sample(f, &meta);
+        }
+        match decoded {
+            _ if !to_flows => {
+                self.metas.pop();
+                self.counts.sampled_out += 1;
+            }
             Decoded::Ip => {}
             Decoded::NonIp(et) => {
                 self.metas.pop();
@@ -74,13 +137,37 @@ impl Batcher {
         Ok(self.metas.len() < BATCH || self.flush())
     }
 
+    fn take_sample(&mut self, f: &Frame<'_>, m: &PacketMeta) {
+        let (Some(cfg), Some(sampler)) = (&self.setup.packet_sampling, &self.packet_sampler) else {
+            return;
+        };
+        let n = f.data.len().min(cfg.header_bytes);
+        self.samples.push(PacketSample {
+            frame: f.info,
+            linktype: f.linktype,
+            header: f.data[..n].to_vec(),
+            vlan_id: m.vlan_id,
+            vlan_pcp: m.vlan_pcp,
+            tunnel_id: m.tunnel_id,
+            in_port: self.setup.source_index,
+            out_port: 0,
+            sampling_rate: sampler.rate(),
+            sample_pool: sampler.sample_pool(),
+            sequence: sampler.sequence_number(),
+            drops: self.drops,
+            source_index: self.setup.source_index,
+        });
+    }
+
     fn flush(&mut self) -> bool {
-        if self.metas.is_empty() && self.counts.is_empty() {
+        if self.metas.is_empty() && self.counts.is_empty() && self.samples.is_empty() {
             return true;
         }
         let msg = SourceMsg::Batch {
             metas: std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH)),
+            samples: std::mem::take(&mut self.samples),
             counts: std::mem::take(&mut self.counts),
+            ports: std::mem::take(&mut self.ports),
         };
         self.tx.send(msg).is_ok()
     }
@@ -94,19 +181,17 @@ impl Batcher {
 /// Reads a capture file to its end (or until shutdown).
 pub fn run_file(
     mut src: FileSource,
-    decoder: Decoder,
-    filter: Option<String>,
+    setup: SourceSetup,
     shutdown: Arc<AtomicBool>,
     tx: Sender<SourceMsg>,
 ) {
-    let filter = match filter.as_deref().map(FileFilter::new).transpose() {
-        Ok(f) => f,
+    let mut b = match Batcher::new(setup, tx.clone()) {
+        Ok(b) => b,
         Err(e) => {
             let _ = tx.send(SourceMsg::Error(e.to_string()));
             return;
         }
     };
-    let mut b = Batcher::new(decoder, filter, tx);
     let mut n: u32 = 0;
     loop {
         n = n.wrapping_add(1);
@@ -129,11 +214,17 @@ pub fn run_file(
 /// Captures on a live interface until shutdown.
 pub fn run_live(
     mut src: LiveSource,
-    decoder: Decoder,
+    setup: SourceSetup,
     shutdown: Arc<AtomicBool>,
     tx: Sender<SourceMsg>,
 ) {
-    let mut b = Batcher::new(decoder, None, tx.clone());
+    let mut b = match Batcher::new(setup, tx.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = tx.send(SourceMsg::Error(e.to_string()));
+            return;
+        }
+    };
     let mut last_flush = Instant::now();
     let mut last_stats = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
@@ -155,14 +246,15 @@ pub fn run_live(
         }
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
-            send_stats(&mut src, &tx);
+            b.drops = send_stats(&mut src, &tx);
         }
     }
     b.flush();
     send_stats(&mut src, &tx);
 }
 
-fn send_stats(src: &mut LiveSource, tx: &Sender<SourceMsg>) {
+/// Sends the interface's libpcap statistics; returns its drops.
+fn send_stats(src: &mut LiveSource, tx: &Sender<SourceMsg>) -> u32 {
     let s = src.stats();
     let _ = tx.send(SourceMsg::Interface(InterfaceReport {
         name: src.iface().to_string(),
@@ -170,4 +262,5 @@ fn send_stats(src: &mut LiveSource, tx: &Sender<SourceMsg>) {
         kernel_drops: s.dropped,
         interface_drops: s.if_dropped,
     }));
+    (s.dropped + s.if_dropped) as u32
 }

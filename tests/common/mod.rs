@@ -6,10 +6,10 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use mirrorflow::capture::{CaptureError, LiveConfig};
+use mirrorflow::capture::CaptureError;
 use mirrorflow::decode::{Decoder, TunnelMode};
-use mirrorflow::export::{ExportError, Fanout, FlowSink, WhenFull};
-use mirrorflow::flow::{CacheConfig, FlowRecord};
+use mirrorflow::export::{ExportError, Fanout, Sink, WhenFull};
+use mirrorflow::flow::FlowRecord;
 use mirrorflow::pipeline::{self, PipelineConfig, Report, SourceSpec};
 
 /// Files in the MANIFEST that are deliberately corrupt: opening them must fail.
@@ -62,12 +62,12 @@ pub fn manifest() -> Vec<String> {
 /// A sink that keeps every record, in delivery order.
 struct Collect(Arc<Mutex<Vec<FlowRecord>>>);
 
-impl FlowSink for Collect {
+impl Sink for Collect {
     fn name(&self) -> String {
         "collect".into()
     }
 
-    fn write(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
+    fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
         self.0.lock().unwrap().extend_from_slice(records);
         Ok(())
     }
@@ -86,17 +86,8 @@ pub struct Replay {
 /// Runs the whole pipeline on `path` with the default cache settings.
 pub fn replay(path: &Path, tunnels: TunnelMode) -> Result<Replay, CaptureError> {
     let cfg = PipelineConfig {
-        source: SourceSpec::File(path.to_path_buf()),
         decoder: Decoder::new(tunnels),
-        cache: CacheConfig::default(),
-        filter: None,
-        live: LiveConfig {
-            snaplen: 65535,
-            buffer_size: 1 << 20,
-            promisc: false,
-            filter: None,
-            read_timeout_ms: 100,
-        },
+        ..PipelineConfig::new(SourceSpec::File(path.to_path_buf()))
     };
     let store = Arc::new(Mutex::new(Vec::new()));
     let mut sinks = Fanout::new();
