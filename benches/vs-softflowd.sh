@@ -29,6 +29,15 @@
 #                          not force evictions)
 #   SOFTFLOWD_WAIT         seconds to wait for softflowd to appear (default 600)
 #   SKIP_BUILD=1           do not run cargo
+#   EXPORT=ipfix           export-overhead mode: per run, alternating,
+#                            core:   mirrorflow -r trace.pcap            (no output)
+#                            ipfix:  mirrorflow -r trace.pcap --ipfix 127.0.0.1:PORT
+#                                    --export-rate 1000000 --stats-json …
+#                            softflowd -r trace.pcap -n 127.0.0.1:PORT -v 10 -m …
+#                          (SOFTFLOWD_ARGS default becomes "-v 10 -m <2*FLOWS>", IPFIX);
+#                          the UDP sink counts datagrams and bytes per run, and the
+#                          report adds records/s, packets/s, bytes per record on the
+#                          wire (UDP payload) and the export overhead over the core run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +49,11 @@ SEED="${SEED:-1}"
 RUNS="${RUNS:-3}"
 BENCH_DIR="${BENCH_DIR:-target/bench}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SOFTFLOWD_ARGS="${SOFTFLOWD_ARGS:--v 9 -m $((FLOWS * 2 > 8192 ? FLOWS * 2 : 8192))}"
+EXPORT="${EXPORT:-}"
+[[ -z "$EXPORT" || "$EXPORT" == ipfix ]] || { echo "EXPORT must be empty or ipfix" >&2; exit 1; }
+SF_VERSION=9
+[[ "$EXPORT" == ipfix ]] && SF_VERSION=10
+SOFTFLOWD_ARGS="${SOFTFLOWD_ARGS:--v $SF_VERSION -m $((FLOWS * 2 > 8192 ? FLOWS * 2 : 8192))}"
 SOFTFLOWD_WAIT="${SOFTFLOWD_WAIT:-600}"
 
 log() { printf '[vs-softflowd] %s\n' "$*" >&2; }
@@ -117,18 +130,33 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if command -v python3 >/dev/null; then
-    python3 -u -c '
-import socket
+    # Counts datagrams and bytes; SIGUSR1 writes "datagrams bytes" to $TMP/sink.count.
+    SINK_COUNT="$TMP/sink.count" python3 -u -c '
+import os, signal, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
 s.bind(("127.0.0.1", 0))
+n = b = 0
+def dump(*_):
+    with open(os.environ["SINK_COUNT"] + ".tmp", "w") as f:
+        f.write("%d %d\n" % (n, b))
+    os.replace(os.environ["SINK_COUNT"] + ".tmp", os.environ["SINK_COUNT"])
+signal.signal(signal.SIGUSR1, dump)
 print(s.getsockname()[1])
+buf = bytearray(65536)
 while True:
-    s.recv(65535)
+    try:
+        k = s.recv_into(buf)
+    except InterruptedError:
+        continue
+    n += 1
+    b += k
 ' >"$TMP/sink.port" &
     SINK_PID=$!
     for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.05; done
     PORT="$(cat "$TMP/sink.port")"
+elif [[ -n "$EXPORT" ]]; then
+    die "EXPORT mode needs python3 for the counting UDP sink"
 elif command -v socat >/dev/null; then
     PORT="${SINK_PORT:-29995}"
     socat -u "UDP-RECV:$PORT,bind=127.0.0.1" /dev/null &
@@ -193,12 +221,111 @@ run_softflowd() {
 log "warming the page cache"
 cat "$TRACE" >/dev/null
 
+# median COLUMN FILE
+median() {
+    sort -g -k"$1","$1" "$2" | awk -v c="$1" '{ v[NR] = $c }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+runs_list() { awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }' "$1"; }
+
+# ------------------------------------------------------- EXPORT=ipfix mode --
+# "datagrams bytes" the sink has read so far, once its socket queue is empty.
+sink_count() {
+    local local_addr q
+    local_addr="0100007F:$(printf '%04X' "$PORT")"
+    for _ in $(seq 400); do
+        q="$(awk -v a="$local_addr" '$2 == a { split($5, x, ":"); print x[2] }' /proc/net/udp)"
+        [[ -z "$q" || "$q" == 00000000 ]] && break
+        sleep 0.05
+    done
+    rm -f "$TMP/sink.count"
+    kill -USR1 "$SINK_PID"
+    for _ in $(seq 400); do [[ -s "$TMP/sink.count" ]] && break; sleep 0.01; done
+    cat "$TMP/sink.count"
+}
+
+# Datagrams the kernel dropped on the sink's socket (its counts would be low).
+sink_drops() {
+    awk -v a="0100007F:$(printf '%04X' "$PORT")" '$2 == a { print $NF }' /proc/net/udp
+}
+
+# measure_wire NAME LOGFILE CMD...: measure, and append the sink's "datagrams bytes" for
+# the run to $TMP/NAME.wire.
+measure_wire() {
+    local name="$1" before after
+    before="$(sink_count)"
+    measure "$@"
+    after="$(sink_count)"
+    echo "$before $after" | awk '{ print $3 - $1, $4 - $2 }' >>"$TMP/$name.wire"
+}
+
+export_mode() {
+    local core_desc ipfix_desc r
+    core_desc="$MIRRORFLOW_BIN -r $TRACE"
+    ipfix_desc="$MIRRORFLOW_BIN -r $TRACE --ipfix 127.0.0.1:$PORT --export-rate 1000000"
+    log "core:      $core_desc"
+    log "ipfix:     $ipfix_desc"
+    log "softflowd: $SF_DESC"
+    for ((r = 1; r <= RUNS; r++)); do
+        log "run $r/$RUNS: mirrorflow core"
+        measure core "$BENCH_DIR/core.run$r.log" "$MIRRORFLOW_BIN" -r "$TRACE"
+        log "run $r/$RUNS: mirrorflow ipfix"
+        # shellcheck disable=SC2086  # ipfix_desc is a word list on purpose
+        measure_wire ipfix "$BENCH_DIR/ipfix.run$r.log" $ipfix_desc \
+            --stats-json "$BENCH_DIR/ipfix.run$r.json"
+        log "run $r/$RUNS: softflowd"
+        # shellcheck disable=SC2086  # SOFTFLOWD_ARGS is a word list on purpose
+        measure_wire softflowd "$BENCH_DIR/softflowd.run$r.log" \
+            "$SOFTFLOWD" -r "$TRACE" -n "127.0.0.1:$PORT" $SOFTFLOWD_ARGS
+    done
+    local core_w ipfix_w sf_w mf_rec sf_rec drops
+    core_w="$(median 1 "$TMP/core.res")"
+    ipfix_w="$(median 1 "$TMP/ipfix.res")"
+    sf_w="$(median 1 "$TMP/softflowd.res")"
+    mf_rec="$(sed -n 's/^ *"flow_records": *\([0-9]*\).*/\1/p' "$BENCH_DIR/ipfix.run1.json")"
+    sf_rec="$(sed -n 's/^Flows exported: *\([0-9]*\).*/\1/p' "$BENCH_DIR/softflowd.run1.log" | head -n 1)"
+    drops="$(sink_drops)"
+    echo
+    echo "trace:     $TRACE"
+    echo "           $NPKTS packets, $(truth flows) flows, seed $SEED, $(stat -c %s "$TRACE") bytes"
+    echo "core:      $core_desc"
+    echo "ipfix:     $ipfix_desc"
+    echo "softflowd: $SF_DESC"
+    echo "runs:      $RUNS each, alternating; medians shown; wire = UDP payload at the sink"
+    echo
+    awk -v n="$NPKTS" -v cw="$core_w" -v iw="$ipfix_w" -v sw="$sf_w" \
+        -v mrec="${mf_rec:-0}" -v srec="${sf_rec:-0}" \
+        -v iwire="$(head -n 1 "$TMP/ipfix.wire")" -v swire="$(head -n 1 "$TMP/softflowd.wire")" \
+        -v cruns="$(runs_list "$TMP/core.res")" -v iruns="$(runs_list "$TMP/ipfix.res")" \
+        -v sruns="$(runs_list "$TMP/softflowd.res")" 'BEGIN {
+        split(iwire, iw_, " "); split(swire, sw_, " ")
+        printf "%-16s %8s %8s %10s %9s %10s %9s   %s\n", "run", "wall_s", "Mpkt/s", "records",
+            "Mrec/s", "datagrams", "B/record", "wall_s per run"
+        printf "%-16s %8.3f %8.3f %10s %9s %10s %9s   %s\n", "mirrorflow core", cw, n / cw / 1e6,
+            "-", "-", "-", "-", cruns
+        printf "%-16s %8.3f %8.3f %10d %9.3f %10d %9.1f   %s\n", "mirrorflow ipfix", iw,
+            n / iw / 1e6, mrec, mrec / iw / 1e6, iw_[1], (mrec ? iw_[2] / mrec : 0), iruns
+        printf "%-16s %8.3f %8.3f %10d %9.3f %10d %9.1f   %s\n", "softflowd -v 10", sw,
+            n / sw / 1e6, srec, srec / sw / 1e6, sw_[1], (srec ? sw_[2] / srec : 0), sruns
+        printf "\nexport overhead (ipfix vs core wall time): %+.1f %%\n", (iw - cw) / cw * 100
+        printf "ratio mirrorflow ipfix / softflowd (records/s): %.2fx\n",
+            (srec && mrec) ? (mrec / iw) / (srec / sw) : 0
+    }'
+    [[ "${drops:-0}" == 0 ]] || log "warning: the sink dropped $drops datagrams: wire counts are low"
+    echo "logs:      $BENCH_DIR/{core,ipfix,softflowd}.run*.log"
+}
+
 if [[ -n "${MIRRORFLOW_CMD:-}" ]]; then
     MF_DESC="$MIRRORFLOW_CMD  (MIRRORFLOW_CMD override)"
 else
     MF_DESC="$MIRRORFLOW_BIN -r $TRACE --json /dev/null"
 fi
 SF_DESC="$SOFTFLOWD -r $TRACE -n 127.0.0.1:$PORT $SOFTFLOWD_ARGS"
+if [[ -n "$EXPORT" ]]; then
+    [[ -z "${MIRRORFLOW_CMD:-}" ]] || die "EXPORT mode runs the mirrorflow binary, not MIRRORFLOW_CMD"
+    export_mode
+    exit 0
+fi
 log "mirrorflow: $MF_DESC"
 log "softflowd:  $SF_DESC"
 
@@ -210,12 +337,6 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 # --------------------------------------------------------------- report --
-# median COLUMN FILE
-median() {
-    sort -g -k"$1","$1" "$2" | awk -v c="$1" '{ v[NR] = $c }
-        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-runs_list() { awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 }' "$1"; }
 
 MF_WALL="$(median 1 "$TMP/mirrorflow.res")"
 MF_RSS="$(median 2 "$TMP/mirrorflow.res")"

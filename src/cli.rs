@@ -9,7 +9,7 @@ use clap::Parser;
 
 use crate::config::{FileConfig, Settings};
 use crate::decode::TunnelMode;
-use crate::export::{Fanout, JsonSink, NetflowSink, WhenFull};
+use crate::export::{Fanout, JsonSink, NetflowSink, SflowSink, WhenFull};
 use crate::pipeline::{self, Report, SourceSpec};
 
 /// Traffic-visibility probe for virtual switches: reads a mirror port or a capture file and
@@ -76,6 +76,56 @@ pub struct Args {
     /// Most IPFIX / v9 datagrams per second per collector [default: 2000].
     #[arg(long, value_name = "N")]
     pub export_rate: Option<u32>,
+    /// IPFIX transport: udp (paced datagrams) or tcp (a connection per collector,
+    /// reconnected with backoff) [default: udp].
+    #[arg(long, value_enum, value_name = "PROTO")]
+    pub ipfix_transport: Option<crate::export::IpfixTransport>,
+    /// IPFIX / v9 ifIndex for records whose ingress interface is unknown (never 0)
+    /// [default: 1].
+    #[arg(long, value_name = "N")]
+    pub unknown_if_index: Option<u32>,
+    /// Export sFlow v5 over UDP to this collector (repeatable; port 6343 when omitted).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub sflow: Vec<String>,
+    /// sFlow packet sampling: 1 frame in N, at random (independent of --flow-sampling)
+    /// [default: 400].
+    #[arg(long, value_name = "N")]
+    pub sflow_sampling: Option<u32>,
+    /// Bytes of each sampled frame sent in sFlow flow samples [default: 128].
+    #[arg(long, value_name = "BYTES")]
+    pub sflow_header_bytes: Option<usize>,
+    /// sFlow counter polling interval, 0 = only at the end [default: 20].
+    #[arg(long, value_name = "SECS")]
+    pub sflow_polling: Option<u64>,
+    /// sFlow agent address [default: the source address of the route to the first
+    /// collector].
+    #[arg(long, value_name = "IP")]
+    pub agent_address: Option<String>,
+    /// sFlow sub-agent id [default: 0].
+    #[arg(long, value_name = "N")]
+    pub sub_agent_id: Option<u32>,
+    /// Serve Prometheus metrics on ADDR:PORT (`/metrics`, `/`, `/healthz`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// With -r and --metrics-listen: exit at the end of the file instead of serving on.
+    #[arg(long)]
+    pub exit_at_eof: bool,
+    /// Replay a file at X times its recorded speed [default: as fast as possible].
+    #[arg(long, value_name = "X")]
+    pub replay_speed: Option<f64>,
+    /// Top talkers (conversations by bytes over 60 s) in the metrics, 0 = none [default: 20].
+    #[arg(long, value_name = "K")]
+    pub top_talkers: Option<usize>,
+    /// Distinct `port` label values in the metrics; the rest share `other` [default: 64].
+    #[arg(long, value_name = "N")]
+    pub metrics_max_ports: Option<usize>,
+    /// Distinct `in_if` label values in the metrics; the rest share `other` [default: 8].
+    #[arg(long, value_name = "N")]
+    pub metrics_max_interfaces: Option<usize>,
+    /// Internal networks for the `direction` label [default: RFC 1918, 100.64/10, loopback,
+    /// link-local, fc00::/7].
+    #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
+    pub metrics_internal_nets: Vec<String>,
     /// TOML file with the same settings (snake_case keys); flags override it.
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -107,6 +157,22 @@ impl Args {
             template_refresh: self.template_refresh,
             template_refresh_packets: self.template_refresh_packets,
             export_rate: self.export_rate,
+            ipfix_transport: self.ipfix_transport,
+            unknown_if_index: self.unknown_if_index,
+            sflow: (!self.sflow.is_empty()).then_some(self.sflow),
+            sflow_sampling: self.sflow_sampling,
+            sflow_header_bytes: self.sflow_header_bytes,
+            sflow_polling: self.sflow_polling,
+            agent_address: self.agent_address,
+            sub_agent_id: self.sub_agent_id,
+            metrics_listen: self.metrics_listen,
+            exit_at_eof: self.exit_at_eof.then_some(true),
+            replay_speed: self.replay_speed,
+            top_talkers: self.top_talkers,
+            metrics_max_ports: self.metrics_max_ports,
+            metrics_max_interfaces: self.metrics_max_interfaces,
+            metrics_internal_nets: (!self.metrics_internal_nets.is_empty())
+                .then_some(self.metrics_internal_nets),
         };
         Settings::resolve(flags, file)
     }
@@ -152,8 +218,24 @@ pub fn main() -> ExitCode {
             Err(e) => return fail(2, e),
         }
     }
+    let mut sflow = settings.sflow.clone();
+    crate::export::sflow::fill_default_agent(&mut sflow);
+    for cfg in sflow {
+        sinks.add(Box::new(SflowSink::new(cfg)), network_policy, 64);
+    }
     let quiet = !sinks.is_empty();
-    let report = match pipeline::run(&settings.pipeline, sinks, shutdown, |r: &Report| {
+    // Metrics last: the endpoint reads the live counts of every other sink.
+    let metrics = match &settings.metrics {
+        Some(m) => {
+            match crate::metrics::Metrics::start(m, &settings.pipeline, &mut sinks, network_policy)
+            {
+                Ok(m) => Some(m),
+                Err(e) => return fail(1, e),
+            }
+        }
+        None => None,
+    };
+    let report = match pipeline::run(&settings.pipeline, sinks, shutdown.clone(), |r: &Report| {
         if !quiet {
             println!("{}", r.summary_line());
         }
@@ -188,6 +270,12 @@ pub fn main() -> ExitCode {
                 1,
                 format!("{e} ({} records not written)", s.records_dropped),
             );
+        }
+    }
+    // After a file, /metrics stays up (to be scraped and watched) until SIGINT or SIGTERM.
+    if let Some(m) = &metrics {
+        if !live && !settings.exit_at_eof {
+            m.serve_until(&shutdown);
         }
     }
     code

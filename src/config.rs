@@ -7,9 +7,11 @@ use serde::Deserialize;
 
 use crate::capture::LiveConfig;
 use crate::decode::{Decoder, TunnelMode};
-use crate::export::NetflowConfig;
+use crate::export::sflow::PortSource;
+use crate::export::{NetflowConfig, SflowConfig};
 use crate::flow::CacheConfig;
 use crate::pipeline::{PipelineConfig, SourceSpec};
+use crate::sample::SamplingConfig;
 
 /// Usage and configuration errors (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,22 @@ pub struct FileConfig {
     pub template_refresh: Option<u64>,
     pub template_refresh_packets: Option<u32>,
     pub export_rate: Option<u32>,
+    pub ipfix_transport: Option<crate::export::IpfixTransport>,
+    pub unknown_if_index: Option<u32>,
+    pub sflow: Option<Vec<String>>,
+    pub sflow_sampling: Option<u32>,
+    pub sflow_header_bytes: Option<usize>,
+    pub sflow_polling: Option<u64>,
+    pub agent_address: Option<String>,
+    pub sub_agent_id: Option<u32>,
+    // Metrics (src/metrics) and replay pacing.
+    pub metrics_listen: Option<String>,
+    pub exit_at_eof: Option<bool>,
+    pub replay_speed: Option<f64>,
+    pub top_talkers: Option<usize>,
+    pub metrics_max_ports: Option<usize>,
+    pub metrics_max_interfaces: Option<usize>,
+    pub metrics_internal_nets: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -66,6 +84,12 @@ pub struct Settings {
     pub stats_json: Option<PathBuf>,
     /// One per IPFIX / NetFlow v9 collector.
     pub netflow: Vec<NetflowConfig>,
+    /// One per sFlow collector.
+    pub sflow: Vec<SflowConfig>,
+    /// Prometheus endpoint, when `--metrics-listen` is given.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// With a file and metrics: exit at the end of the file instead of serving on.
+    pub exit_at_eof: bool,
 }
 
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -113,9 +137,124 @@ fn collector(flag: &'static str, s: &str) -> Result<(String, u16), ConfigError> 
     }
 }
 
+/// `HOST:PORT`, `[V6ADDR]:PORT`, or a bare `HOST` / `[V6ADDR]` / `V6ADDR` with the sFlow
+/// port 6343.
+fn sflow_collector(s: &str) -> Result<(String, u16), ConfigError> {
+    let bare = if let Some(h) = s.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(h)
+    } else if s.parse::<std::net::Ipv6Addr>().is_ok() || !s.contains(':') {
+        Some(s)
+    } else {
+        None
+    };
+    match bare {
+        Some(h) if !h.is_empty() && !h.chars().any(char::is_whitespace) => {
+            Ok((h.to_string(), SflowConfig::DEFAULT_PORT))
+        }
+        Some(_) => Err(ConfigError::Value {
+            flag: "sflow",
+            message: format!("{s:?}: expected HOST[:PORT]"),
+        }),
+        None => collector("sflow", s),
+    }
+}
+
+/// The sFlow collectors and the packet sampling they need (none without collectors).
+fn sflow_settings(
+    f: SflowFlags,
+    c: SflowFlags,
+    source: &SourceSpec,
+) -> Result<(Vec<SflowConfig>, Option<SamplingConfig>), ConfigError> {
+    let value = |flag, message| ConfigError::Value { flag, message };
+    let rate = f
+        .sampling
+        .or(c.sampling)
+        .unwrap_or(SflowConfig::DEFAULT_SAMPLING);
+    if !(1..=1_000_000).contains(&rate) {
+        return Err(value(
+            "sflow-sampling",
+            format!("{rate} is outside 1..=1000000"),
+        ));
+    }
+    let header_bytes = f
+        .header_bytes
+        .or(c.header_bytes)
+        .unwrap_or(SflowConfig::DEFAULT_HEADER_BYTES);
+    if !(16..=1024).contains(&header_bytes) {
+        return Err(value(
+            "sflow-header-bytes",
+            format!("{header_bytes} is outside 16..=1024"),
+        ));
+    }
+    let polling = f
+        .polling
+        .or(c.polling)
+        .unwrap_or(SflowConfig::DEFAULT_POLLING_SECS);
+    if polling > 86_400 {
+        return Err(value(
+            "sflow-polling",
+            format!("{polling} s is outside 0..=86400 (0 = only the final counters)"),
+        ));
+    }
+    let agent = match f.agent.or(c.agent) {
+        Some(a) => Some(a.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            value(
+                "agent-address",
+                format!("{a:?} is not an IPv4 or IPv6 address"),
+            )
+        })?),
+        None => None,
+    };
+    let ports = match source {
+        SourceSpec::Live(_) => PortSource::Live,
+        SourceSpec::File(path) => PortSource::file(path),
+    };
+    let mut out = Vec::new();
+    for s in f
+        .collectors
+        .filter(|v| !v.is_empty())
+        .or(c.collectors)
+        .unwrap_or_default()
+    {
+        let (host, port) = sflow_collector(&s)?;
+        out.push(SflowConfig {
+            agent,
+            sub_agent_id: f.sub_agent_id.or(c.sub_agent_id).unwrap_or(0),
+            polling_secs: polling,
+            ..SflowConfig::new(host, port, ports.clone())
+        });
+    }
+    let sampling = (!out.is_empty()).then_some(SamplingConfig { rate, header_bytes });
+    Ok((out, sampling))
+}
+
+/// The sFlow settings of one side (flags or file).
+struct SflowFlags {
+    collectors: Option<Vec<String>>,
+    sampling: Option<u32>,
+    header_bytes: Option<usize>,
+    polling: Option<u64>,
+    agent: Option<String>,
+    sub_agent_id: Option<u32>,
+}
+
+impl SflowFlags {
+    fn take(f: &mut FileConfig) -> SflowFlags {
+        SflowFlags {
+            collectors: f.sflow.take(),
+            sampling: f.sflow_sampling.take(),
+            header_bytes: f.sflow_header_bytes.take(),
+            polling: f.sflow_polling.take(),
+            agent: f.agent_address.take(),
+            sub_agent_id: f.sub_agent_id.take(),
+        }
+    }
+}
+
 impl Settings {
     /// Flags (`f`) win over the file (`c`).
-    pub fn resolve(f: FileConfig, c: FileConfig) -> Result<Settings, ConfigError> {
+    pub fn resolve(mut f: FileConfig, mut c: FileConfig) -> Result<Settings, ConfigError> {
+        let (sflow_f, sflow_c) = (SflowFlags::take(&mut f), SflowFlags::take(&mut c));
         let interfaces = f.interface.filter(|v| !v.is_empty()).or(c.interface);
         let read = f.read.or(c.read);
         let source = match (interfaces, read) {
@@ -201,6 +340,18 @@ impl Settings {
                 message: format!("{flow_sampling} is outside 1..=1000000"),
             });
         }
+        let unknown_if_index = f
+            .unknown_if_index
+            .or(c.unknown_if_index)
+            .unwrap_or(NetflowConfig::DEFAULT_UNKNOWN_IF_INDEX);
+        if unknown_if_index == 0 {
+            return Err(ConfigError::Value {
+                flag: "unknown-if-index",
+                message: "0 is not a valid ifIndex (use 1 or more)".into(),
+            });
+        }
+        let ipfix_transport = f.ipfix_transport.or(c.ipfix_transport).unwrap_or_default();
+        let interfaces = crate::export::capture_interfaces(&source);
         let mut netflow = Vec::new();
         for (flag, version, list) in [
             (
@@ -225,8 +376,33 @@ impl Settings {
                     template_refresh_packets,
                     export_rate,
                     sampling_interval: flow_sampling,
+                    transport: ipfix_transport,
+                    unknown_if_index,
+                    interfaces: interfaces.clone(),
                     ..NetflowConfig::new(version, host, port)
                 });
+            }
+        }
+        let (sflow, packet_sampling) = sflow_settings(sflow_f, sflow_c, &source)?;
+        let metrics = crate::metrics::MetricsConfig::resolve(crate::metrics::MetricsFlags {
+            listen: f.metrics_listen.or(c.metrics_listen),
+            top_talkers: f.top_talkers.or(c.top_talkers),
+            max_ports: f.metrics_max_ports.or(c.metrics_max_ports),
+            max_interfaces: f.metrics_max_interfaces.or(c.metrics_max_interfaces),
+            internal_nets: f.metrics_internal_nets.or(c.metrics_internal_nets),
+        })?;
+        let replay_speed = f.replay_speed.or(c.replay_speed);
+        if let Some(x) = replay_speed {
+            let message = if matches!(source, SourceSpec::Live(_)) {
+                "needs --read".to_string()
+            } else if !(x.is_finite() && x > 0.0 && x <= 1e6) {
+                format!("{x} is outside (0, 1000000]")
+            } else {
+                String::new()
+            };
+            if !message.is_empty() {
+                let flag = "replay-speed";
+                return Err(ConfigError::Value { flag, message });
             }
         }
         Ok(Settings {
@@ -243,12 +419,16 @@ impl Settings {
                 },
                 filter,
                 flow_sampling,
-                packet_sampling: None,
+                packet_sampling,
                 counter_interval_ns: 1_000_000_000,
+                replay_speed,
             },
             json: f.json.or(c.json),
             stats_json: f.stats_json.or(c.stats_json),
             netflow,
+            sflow,
+            metrics,
+            exit_at_eof: f.exit_at_eof.or(c.exit_at_eof).unwrap_or(false),
         })
     }
 }
@@ -346,5 +526,125 @@ mod tests {
         );
         assert_eq!(s.netflow[0].template_refresh_secs, 60);
         assert_eq!(s.netflow[0].template_refresh_packets, 100);
+    }
+
+    #[test]
+    fn ipfix_transport_and_unknown_interface() {
+        let conf: FileConfig =
+            toml::from_str("ipfix = [\"h:4739\"]\nipfix_transport = \"tcp\"\nunknown_if_index = 9")
+                .unwrap();
+        let s = Settings::resolve(file("dir/t.pcap"), conf).unwrap();
+        let nf = &s.netflow[0];
+        assert_eq!(
+            (nf.name().as_str(), nf.unknown_if_index),
+            ("ipfix-tcp:h:4739", 9)
+        );
+        assert_eq!(nf.interfaces.len(), 1);
+        assert_eq!(
+            (nf.interfaces[0].index, nf.interfaces[0].name.as_str()),
+            (1, "t.pcap")
+        );
+        let zero = FileConfig {
+            ipfix: Some(vec!["h:4739".into()]),
+            unknown_if_index: Some(0),
+            ..file("x")
+        };
+        let e = Settings::resolve(zero, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().starts_with("--unknown-if-index"), "{e}");
+        assert!(toml::from_str::<FileConfig>("ipfix_transport = \"sctp\"").is_err());
+    }
+
+    #[test]
+    fn sflow_collectors_and_sampling() {
+        let none = Settings::resolve(file("a.pcap"), FileConfig::default()).unwrap();
+        assert!(none.sflow.is_empty());
+        assert_eq!(none.pipeline.packet_sampling, None);
+        let flags = FileConfig {
+            sflow: Some(vec![
+                "127.0.0.1".into(),
+                "[::1]:9999".into(),
+                "::1".into(),
+                "[::1]".into(),
+                "collector.example:6344".into(),
+            ]),
+            sflow_header_bytes: Some(64),
+            agent_address: Some("192.0.2.1".into()),
+            ..file("/tmp/t.pcap")
+        };
+        let conf: FileConfig =
+            toml::from_str("sflow_sampling = 64\nsflow_polling = 0\nsub_agent_id = 7").unwrap();
+        let s = Settings::resolve(flags, conf).unwrap();
+        let got: Vec<_> = s.sflow.iter().map(|c| (c.host.as_str(), c.port)).collect();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1", 6343),
+                ("::1", 9999),
+                ("::1", 6343),
+                ("::1", 6343),
+                ("collector.example", 6344)
+            ]
+        );
+        let c = &s.sflow[0];
+        assert_eq!((c.polling_secs, c.sub_agent_id), (0, 7));
+        assert_eq!(c.agent, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.ports, PortSource::File("t.pcap".into()));
+        assert_eq!(
+            s.pipeline.packet_sampling,
+            Some(SamplingConfig {
+                rate: 64,
+                header_bytes: 64
+            })
+        );
+        let live = FileConfig {
+            interface: Some(vec!["lo".into()]),
+            sflow: Some(vec!["127.0.0.1".into()]),
+            ..FileConfig::default()
+        };
+        let s = Settings::resolve(live, FileConfig::default()).unwrap();
+        assert_eq!(s.sflow[0].ports, PortSource::Live);
+        assert_eq!(s.sflow[0].polling_secs, 20);
+        assert_eq!(s.pipeline.packet_sampling.unwrap().rate, 400);
+        assert_eq!(s.pipeline.packet_sampling.unwrap().header_bytes, 128);
+    }
+
+    #[test]
+    fn bad_sflow_values_are_rejected() {
+        let bad = |f: FileConfig| {
+            let e = Settings::resolve(f, FileConfig::default()).unwrap_err();
+            assert!(matches!(e, ConfigError::Value { .. }), "{e}");
+            e.to_string()
+        };
+        let with = |f: FileConfig| FileConfig {
+            sflow: Some(vec!["127.0.0.1".into()]),
+            ..f
+        };
+        for s in ["", "h:0", "h:x", "[::1", "a b"] {
+            let f = FileConfig {
+                sflow: Some(vec![s.into()]),
+                ..file("x")
+            };
+            assert!(bad(f).starts_with("--sflow: "), "{s:?}");
+        }
+        let e = bad(with(FileConfig {
+            sflow_sampling: Some(0),
+            ..file("x")
+        }));
+        assert!(e.starts_with("--sflow-sampling"), "{e}");
+        let e = bad(with(FileConfig {
+            sflow_header_bytes: Some(8),
+            ..file("x")
+        }));
+        assert!(e.starts_with("--sflow-header-bytes"), "{e}");
+        let e = bad(with(FileConfig {
+            sflow_polling: Some(100_000),
+            ..file("x")
+        }));
+        assert!(e.starts_with("--sflow-polling"), "{e}");
+        let e = bad(with(FileConfig {
+            agent_address: Some("10.0.0".into()),
+            ..file("x")
+        }));
+        assert!(e.starts_with("--agent-address"), "{e}");
     }
 }

@@ -10,5 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod export;
 pub mod flow;
+pub mod metrics;
 pub mod pipeline;
+pub mod ports;
 pub mod sample;

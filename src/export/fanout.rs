@@ -1,11 +1,12 @@
 //! Fan-out of events to sinks, each on its own thread behind a bounded queue.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use super::{Event, Interest, Sink};
+use super::{Event, ExportCounters, Interest, Sink};
 
 /// What happens when a sink's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +28,28 @@ pub struct SinkReport {
     pub error: Option<String>,
 }
 
+/// Live counts of one sink, shared with the metrics endpoint; updated once per event.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub name: String,
+    /// Capacity of the sink's queue, in events.
+    pub queue_capacity: u64,
+    /// Events in the queue after the last send.
+    pub queued: AtomicU64,
+    pub records_written: AtomicU64,
+    pub records_dropped: AtomicU64,
+    /// The sink stopped on an error.
+    pub failed: AtomicBool,
+    /// The sink's own counters ([`Sink::export_counters`]) after its last event.
+    pub export: Mutex<Option<ExportCounters>>,
+}
+
 struct Worker {
     tx: Option<Sender<Arc<Event>>>,
     interest: Interest,
     policy: WhenFull,
     dropped: u64,
+    stats: Arc<SinkStats>,
     handle: JoinHandle<SinkReport>,
 }
 
@@ -82,6 +100,12 @@ impl Fanout {
     pub fn add(&mut self, mut sink: Box<dyn Sink>, policy: WhenFull, queue: usize) {
         let (tx, rx) = bounded::<Arc<Event>>(queue.max(1));
         let interest = sink.interest();
+        let stats = Arc::new(SinkStats {
+            name: sink.name(),
+            queue_capacity: queue.max(1) as u64,
+            ..SinkStats::default()
+        });
+        let live = stats.clone();
         let handle = std::thread::Builder::new()
             .name("sink".into())
             .spawn(move || {
@@ -89,22 +113,39 @@ impl Fanout {
                     name: sink.name(),
                     ..SinkReport::default()
                 };
-                for event in rx {
+                for event in rx.iter() {
+                    live.queued.store(rx.len() as u64, Ordering::Relaxed);
                     if report.error.is_some() {
                         report.records_dropped += items(&event);
+                        live.records_dropped
+                            .fetch_add(items(&event), Ordering::Relaxed);
                         continue;
                     }
                     match deliver(sink.as_mut(), &event) {
-                        Ok(()) => report.records_written += items(&event),
+                        Ok(()) => {
+                            report.records_written += items(&event);
+                            live.records_written
+                                .fetch_add(items(&event), Ordering::Relaxed);
+                        }
                         Err(e) => {
                             report.records_dropped += items(&event);
                             report.error = Some(e.to_string());
+                            live.records_dropped
+                                .fetch_add(items(&event), Ordering::Relaxed);
+                            live.failed.store(true, Ordering::Relaxed);
                         }
+                    }
+                    if let Some(c) = sink.export_counters() {
+                        *live.export.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
                     }
                 }
                 if report.error.is_none() {
                     if let Err(e) = sink.finish() {
                         report.error = Some(e.to_string());
+                        live.failed.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(c) = sink.export_counters() {
+                        *live.export.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
                     }
                 }
                 report
@@ -115,8 +156,14 @@ impl Fanout {
             interest,
             policy,
             dropped: 0,
+            stats,
             handle,
         });
+    }
+
+    /// Live counts of every sink, for metrics.
+    pub fn stats(&self) -> Vec<Arc<SinkStats>> {
+        self.workers.iter().map(|w| w.stats.clone()).collect()
     }
 
     /// Sends an event to every sink that wants it. Empty flow and sample batches are skipped.
@@ -141,7 +188,11 @@ impl Fanout {
             };
             if let Err(e) = result {
                 w.dropped += items(&e);
+                w.stats
+                    .records_dropped
+                    .fetch_add(items(&e), Ordering::Relaxed);
             }
+            w.stats.queued.store(tx.len() as u64, Ordering::Relaxed);
         }
     }
 

@@ -8,10 +8,13 @@
 mod fanout;
 mod json;
 mod netflow;
+pub mod sflow;
+mod udp;
 
-pub use fanout::{Fanout, SinkReport, WhenFull};
+pub use fanout::{Fanout, SinkReport, SinkStats, WhenFull};
 pub use json::{JsonFlow, JsonSink};
-pub use netflow::{NetflowConfig, NetflowSink};
+pub use netflow::{capture_interfaces, IpfixTransport, NetflowConfig, NetflowSink};
+pub use sflow::{SflowConfig, SflowSink};
 
 use crate::flow::FlowRecord;
 use crate::pipeline::Report;
@@ -39,6 +42,32 @@ pub struct CounterSnapshot {
     pub last: bool,
     pub report: Report,
     pub ports: PortTable,
+    /// Flow-thread processing time per batch since the previous snapshot (metrics).
+    pub batch_latency: crate::metrics::LatencyHistogram,
+    /// Datagrams held in the fragment table.
+    pub fragments_held: u64,
+}
+
+/// What a network exporter has done so far ([`Sink::export_counters`]), for metrics. Each
+/// field is `None` when the exporter does not count it (it is then not exported).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportCounters {
+    /// Messages produced (datagrams, or messages on a stream).
+    pub messages: Option<u64>,
+    /// Bytes sent.
+    pub bytes: Option<u64>,
+    /// Records encoded.
+    pub records: Option<u64>,
+    /// Messages that could not be sent.
+    pub send_errors: Option<u64>,
+    /// ICMP port-unreachable reports (UDP).
+    pub unreachable: Option<u64>,
+    /// Connections opened (stream transports; reconnects = connections - 1).
+    pub connections: Option<u64>,
+    /// Failed name resolutions or connection attempts.
+    pub connect_errors: Option<u64>,
+    /// Template sets sent.
+    pub templates: Option<u64>,
 }
 
 /// What travels from the flow thread to the sinks.
@@ -95,4 +124,9 @@ pub trait Sink: Send {
     }
     /// Called once at the end: flush buffers, send what is pending.
     fn finish(&mut self) -> Result<(), ExportError>;
+    /// Counters of a network exporter, read after each event for metrics; `None` for sinks
+    /// that have none.
+    fn export_counters(&self) -> Option<ExportCounters> {
+        None
+    }
 }

@@ -1,65 +1,96 @@
-//! IPFIX (RFC 7011) and NetFlow v9 (RFC 3954) export over UDP: one [`NetflowSink`] per
-//! collector, wrapping a `mirrorflow_ipfix::Encoder` (wire format) with a connected UDP
-//! socket, a token bucket (datagrams/s) and the export clock.
+//! IPFIX (RFC 7011) and NetFlow v9 (RFC 3954) export: one [`NetflowSink`] per collector,
+//! wrapping a `mirrorflow_ipfix::Encoder` (wire format) with a transport and the export
+//! clock.
 //!
-//! Transport rules (RFC 7011 §10.3 / RFC 3954 §2): one message per datagram, templates
-//! resent on a timer and every N datagrams (the encoder's refresh policy). UDP gives no
-//! back-pressure, so the sink paces itself: a collector's receive buffer overflows
-//! silently. Sends and name resolution that fail are counted, never fatal; the count is
-//! reported when the sink finishes.
+//! * UDP ([`udp`], RFC 7011 §10.3 / RFC 3954 §2): one message per datagram, templates
+//!   resent on a timer and every N datagrams (the encoder's refresh policy). UDP gives no
+//!   back-pressure, so the sink paces itself ([`pacing`]): a collector's receive buffer
+//!   overflows silently.
+//! * TCP, IPFIX only ([`tcp`], RFC 7011 §10.4): messages back to back on one connection;
+//!   every new connection starts a new encoder (templates first, sequence numbers from 0);
+//!   no periodic refresh and no pacing (TCP has flow control). While no connection can be
+//!   made, records are dropped and counted.
+//!
+//! Failures (resolution, refused connections, sends) are counted and logged at a bounded
+//! rate, never fatal; [`Sink::finish`] reports them, which makes the run exit with 1.
+
+mod clock;
+// Shared with the sFlow sink (src/export/udp.rs).
+pub(super) mod log;
+pub(super) mod pacing;
+mod tcp;
+mod udp;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::{SocketAddr, ToSocketAddrs};
 
-use mirrorflow_ipfix::{Encoder, EncoderConfig, ExportClock, ExporterStats, Version};
+use mirrorflow_ipfix::{Encoder, EncoderConfig, ExporterStats, InterfaceInfo, Version};
 
 use super::{ExportError, Sink};
 use crate::flow::FlowRecord;
+use crate::pipeline::SourceSpec;
+use clock::Clock;
+use log::LogLimiter;
+use tcp::{Link, TcpTransport};
+use udp::UdpTransport;
 
 /// Records handed to the encoder at once: bounds the datagrams held in memory per call.
 const CHUNK_RECORDS: usize = 512;
-/// Minimum spacing of log lines and of name-resolution retries, per collector.
-const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Transport of an IPFIX stream (NetFlow v9 is always UDP).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IpfixTransport {
+    /// One message per datagram, paced by `--export-rate`, templates refreshed.
+    #[default]
+    Udp,
+    /// A connection per collector with reconnection; templates once per connection.
+    Tcp,
+}
 
 /// One collector stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetflowConfig {
     /// IPFIX or NetFlow v9.
     pub version: Version,
+    /// UDP or TCP (IPFIX only; NetFlow v9 ignores it and uses UDP).
+    pub transport: IpfixTransport,
     /// Collector host name or address (IPv6 without brackets).
     pub host: String,
-    /// Collector UDP port, nonzero.
+    /// Collector port, nonzero.
     pub port: u16,
     /// IPFIX observation domain id / NetFlow v9 source id.
     pub observation_domain: u32,
-    /// Resend templates after this many seconds; 0 = off.
+    /// Resend templates after this many seconds; 0 = off (UDP only).
     pub template_refresh_secs: u64,
-    /// Resend templates every this many datagrams; 0 = off.
+    /// Resend templates every this many datagrams; 0 = off (UDP only).
     pub template_refresh_packets: u32,
-    /// Datagrams per second at most, ≥ 1.
+    /// Datagrams per second at most, ≥ 1 (UDP only).
     pub export_rate: u32,
     /// ifIndex sent when a record has no ingress interface (never 0).
     pub unknown_if_index: u32,
     /// 1-in-N packet sampling in front of the flow cache, announced in the sampling options
     /// (counts in records stay unscaled).
     pub sampling_interval: u32,
+    /// Capture interfaces, described in the interface options data.
+    pub interfaces: Vec<InterfaceInfo>,
 }
 
 impl NetflowConfig {
     /// Default pacing, datagrams per second per collector. 2000 × 1400 bytes ≈ 2.8 MB/s,
     /// ≈ 34 000 IPv4 flows/s: far below what nfcapd decodes on one core, and a burst of
-    /// [`burst_for`] datagrams fits the 208 KiB default socket receive buffer
+    /// [`pacing::burst_for`] datagrams fits the 208 KiB default socket receive buffer
     /// (`net.core.rmem_default`) that a stock nfcapd keeps.
     pub const DEFAULT_EXPORT_RATE: u32 = 2000;
     /// Default ifIndex for records whose interface is unknown (ifIndex 0 means "unknown"
     /// to some collectors and is rejected by others).
     pub const DEFAULT_UNKNOWN_IF_INDEX: u32 = 1;
 
-    /// Defaults for `version` towards `host:port`.
+    /// Defaults for `version` towards `host:port` over UDP.
     pub fn new(version: Version, host: impl Into<String>, port: u16) -> Self {
         NetflowConfig {
             version,
+            transport: IpfixTransport::Udp,
             host: host.into(),
             port,
             observation_domain: 1,
@@ -68,14 +99,22 @@ impl NetflowConfig {
             export_rate: Self::DEFAULT_EXPORT_RATE,
             unknown_if_index: Self::DEFAULT_UNKNOWN_IF_INDEX,
             sampling_interval: 1,
+            interfaces: Vec::new(),
         }
     }
 
-    /// `ipfix:HOST:PORT` or `netflow-v9:HOST:PORT` (IPv6 hosts in brackets).
+    /// Whether this stream runs over TCP.
+    pub fn is_tcp(&self) -> bool {
+        self.version == Version::Ipfix && self.transport == IpfixTransport::Tcp
+    }
+
+    /// `ipfix:HOST:PORT`, `ipfix-tcp:HOST:PORT` or `netflow-v9:HOST:PORT` (IPv6 hosts in
+    /// brackets).
     pub fn name(&self) -> String {
-        let proto = match self.version {
-            Version::Ipfix => "ipfix",
-            Version::NetflowV9 => "netflow-v9",
+        let proto = match (self.version, self.is_tcp()) {
+            (Version::Ipfix, false) => "ipfix",
+            (Version::Ipfix, true) => "ipfix-tcp",
+            (Version::NetflowV9, _) => "netflow-v9",
         };
         if self.host.contains(':') {
             format!("{proto}:[{}]:{}", self.host, self.port)
@@ -85,283 +124,217 @@ impl NetflowConfig {
     }
 }
 
-/// Burst size of the token bucket: 20 ms worth of datagrams, 1..=64.
-pub fn burst_for(rate: u32) -> u32 {
-    (rate / 50).clamp(1, 64)
-}
-
-/// Token bucket in datagrams; [`TokenBucket::take`] sleeps at most `1 / rate` per wait,
-/// so a sink thread stuck here still drains its (bounded) queue and exits.
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32) -> Self {
-        let burst = f64::from(burst_for(rate));
-        TokenBucket {
-            rate: f64::from(rate.max(1)),
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-    }
-
-    /// Waits for one token and spends it.
-    fn take(&mut self) {
-        self.refill();
-        while self.tokens < 1.0 {
-            std::thread::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.rate));
-            self.refill();
-        }
-        self.tokens -= 1.0;
-    }
-}
-
-/// Export clock: wall time for `unix_ms`, an `Instant` for the uptime.
-///
-/// Both are moved back to the last whole wall-clock second: the headers carry whole
-/// seconds (RFC 7011 §3.1 Export Time, RFC 3954 §5.1 UNIX Secs), and a collector
-/// rebuilds NetFlow v9 times as `unix_secs * 1000 - sysUptime + FIRST_SWITCHED`, so a
-/// fractional `unix_ms` would shift every v9 time by up to 999 ms. The uptime counts from
-/// the whole second before sink creation, so it never goes below that shift.
-#[derive(Debug)]
-struct Clock {
-    start: Instant,
-    /// Milliseconds from the uptime origin to `start` (creation time mod 1000).
-    offset_ms: u64,
-}
-
-fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-impl Clock {
-    fn new() -> Self {
-        Clock {
-            start: Instant::now(),
-            offset_ms: unix_ms_now() % 1000,
-        }
-    }
-
-    fn now(&self) -> ExportClock {
-        let unix_ms = unix_ms_now();
-        let frac = unix_ms % 1000;
-        let uptime_ms = self.start.elapsed().as_millis() as u64 + self.offset_ms;
-        ExportClock {
-            unix_ms: unix_ms - frac,
-            uptime_ms: uptime_ms.saturating_sub(frac),
-        }
-    }
-}
-
-/// At most one log line per [`LOG_INTERVAL`]; counts the lines it held back.
-#[derive(Debug, Default)]
-struct LogLimiter {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl LogLimiter {
-    fn log(&mut self, sink: &str, msg: &str) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
-        {
-            self.suppressed += 1;
-            return;
-        }
-        self.last = Some(now);
-        if self.suppressed > 0 {
-            eprintln!(
-                "mirrorflow: {sink}: {msg} ({} similar messages suppressed)",
-                self.suppressed
-            );
-            self.suppressed = 0;
-        } else {
-            eprintln!("mirrorflow: {sink}: {msg}");
-        }
+/// The interfaces described in the interface options: live capture, each interface with its
+/// OS ifIndex; a file, index 1 named after the file (records of a classic pcap file carry
+/// no interface and are sent with `--unknown-if-index`, 1 by default).
+pub fn capture_interfaces(source: &SourceSpec) -> Vec<InterfaceInfo> {
+    match source {
+        SourceSpec::Live(names) => names
+            .iter()
+            .filter_map(|n| {
+                Some(InterfaceInfo {
+                    index: crate::capture::ifindex(n)?,
+                    name: n.clone(),
+                    description: format!("mirrorflow live capture on {n}"),
+                })
+            })
+            .collect(),
+        SourceSpec::File(path) => vec![InterfaceInfo {
+            index: 1,
+            name: path
+                .file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy()
+                .into_owned(),
+            description: format!("capture file {}", path.display()),
+        }],
     }
 }
 
 /// What a sink has sent, for reports and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetflowCounters {
-    /// Datagrams the encoder produced.
+    /// Datagrams (messages) the encoder produced.
     pub datagrams: u64,
     /// Flow records encoded.
     pub records: u64,
-    /// Datagrams not sent (no socket / send error).
+    /// Datagrams not sent (no socket / send error); TCP: failed writes.
     pub send_errors: u64,
-    /// Failed name resolutions / socket setups.
+    /// Failed name resolutions / socket setups (UDP).
     pub resolve_errors: u64,
-    /// ICMP port-unreachable reports (a lower bound of datagrams the collector host
+    /// ICMP port-unreachable reports (UDP; a lower bound of datagrams the collector host
     /// dropped: the kernel keeps one pending error).
     pub unreachable: u64,
+    /// TCP: connections made.
+    pub connections: u64,
+    /// TCP: failed connection attempts.
+    pub connect_errors: u64,
+    /// TCP: records dropped while disconnected or in a failed write.
+    pub records_dropped: u64,
+    /// Records handed to the sink.
+    pub records_offered: u64,
 }
 
-/// Sends flow records to one IPFIX or NetFlow v9 collector over UDP.
-pub struct NetflowSink {
+/// Counters and fault reporting of one sink, shared with its transport.
+#[derive(Debug)]
+struct Status {
     name: String,
-    cfg: NetflowConfig,
-    encoder: Encoder,
-    socket: Option<UdpSocket>,
-    /// Last connect attempt (resolution retries are spaced by [`LOG_INTERVAL`]).
-    last_connect: Option<Instant>,
-    bucket: TokenBucket,
-    clock: Clock,
-    log: LogLimiter,
     counters: NetflowCounters,
+    log: LogLimiter,
     last_error: Option<String>,
-    /// Scratch: converted records and encoded datagrams.
+}
+
+impl Status {
+    /// Logs `msg` (rate-limited) and keeps it as the last error.
+    fn fault(&mut self, msg: String) {
+        self.log.log(&self.name, &msg);
+        self.last_error = Some(msg);
+    }
+}
+
+/// The addresses of `host:port`; an error when there are none.
+fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+enum Transport {
+    Udp(UdpTransport),
+    Tcp(TcpTransport),
+}
+
+/// Sends flow records to one IPFIX or NetFlow v9 collector.
+pub struct NetflowSink {
+    cfg: NetflowConfig,
+    enc_cfg: EncoderConfig,
+    encoder: Encoder,
+    transport: Transport,
+    clock: Clock,
+    status: Status,
+    /// Scratch: converted records, encoded datagrams, TCP stream bytes.
     recs: Vec<mirrorflow_ipfix::FlowRecord>,
     out: Vec<Vec<u8>>,
+    stream: Vec<u8>,
 }
 
 impl NetflowSink {
-    /// Builds the encoder and tries to connect. A host that does not resolve is logged
-    /// (one line) and retried at most once a second; only a bad encoder setup fails.
+    /// Builds the encoder and tries to connect. A collector that does not resolve or
+    /// refuses is logged (one line) and retried later; only a bad encoder setup fails.
     pub fn new(cfg: NetflowConfig) -> Result<NetflowSink, ExportError> {
         let name = cfg.name();
+        let tcp = cfg.is_tcp();
         let enc_cfg = EncoderConfig {
             observation_domain: cfg.observation_domain,
-            template_refresh_ms: cfg.template_refresh_secs.saturating_mul(1000),
-            template_refresh_packets: cfg.template_refresh_packets,
+            // Over TCP templates go once per connection (RFC 7011 §8.4 refreshes are UDP).
+            template_refresh_ms: if tcp {
+                0
+            } else {
+                cfg.template_refresh_secs.saturating_mul(1000)
+            },
+            template_refresh_packets: if tcp { 0 } else { cfg.template_refresh_packets },
             sampling: mirrorflow_ipfix::Sampling {
                 interval: cfg.sampling_interval.max(1),
             },
             ..EncoderConfig::new(cfg.version)
         };
-        let encoder = Encoder::new(enc_cfg).map_err(|e| ExportError::Io {
+        let mut encoder = Encoder::new(enc_cfg.clone()).map_err(|e| ExportError::Io {
             sink: name.clone(),
             source: io::Error::new(io::ErrorKind::InvalidInput, e),
         })?;
+        encoder.set_interfaces(cfg.interfaces.clone());
+        let transport = if tcp {
+            Transport::Tcp(TcpTransport::new(&cfg.host, cfg.port))
+        } else {
+            Transport::Udp(UdpTransport::new(&cfg.host, cfg.port, cfg.export_rate))
+        };
         let mut sink = NetflowSink {
-            name,
-            bucket: TokenBucket::new(cfg.export_rate),
-            cfg,
+            enc_cfg,
             encoder,
-            socket: None,
-            last_connect: None,
+            transport,
             clock: Clock::new(),
-            log: LogLimiter::default(),
-            counters: NetflowCounters::default(),
-            last_error: None,
+            status: Status {
+                name,
+                counters: NetflowCounters::default(),
+                log: LogLimiter::default(),
+                last_error: None,
+            },
             recs: Vec::with_capacity(CHUNK_RECORDS),
             out: Vec::new(),
+            stream: Vec::new(),
+            cfg,
         };
-        sink.connect();
+        match &mut sink.transport {
+            Transport::Udp(u) => u.connect(&mut sink.status),
+            Transport::Tcp(t) => {
+                t.link(&mut sink.status);
+            }
+        }
         Ok(sink)
     }
 
     /// Counters so far.
     pub fn counters(&self) -> NetflowCounters {
-        self.counters
+        self.status.counters
     }
 
-    fn open(&self) -> io::Result<UdpSocket> {
-        let addrs: Vec<SocketAddr> = (self.cfg.host.as_str(), self.cfg.port)
-            .to_socket_addrs()?
-            .collect();
-        let mut last = io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolves to no address", self.cfg.host),
-        );
-        for addr in addrs {
-            let local: SocketAddr = if addr.is_ipv6() {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            } else {
-                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-            };
-            match UdpSocket::bind(local).and_then(|s| s.connect(addr).map(|()| s)) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    /// (Re)connects unless a socket exists or the last try was under a second ago.
-    fn connect(&mut self) {
-        if self.socket.is_some()
-            || self
-                .last_connect
-                .is_some_and(|t| t.elapsed() < LOG_INTERVAL)
-        {
-            return;
-        }
-        self.last_connect = Some(Instant::now());
-        match self.open() {
-            Ok(s) => self.socket = Some(s),
-            Err(e) => {
-                self.counters.resolve_errors += 1;
-                let msg = format!("cannot reach {}:{}: {e}", self.cfg.host, self.cfg.port);
-                self.log.log(&self.name, &msg);
-                self.last_error = Some(msg);
-            }
+    /// A fresh encoder for a new Transport Session: templates first, sequence from 0.
+    fn restart_encoder(&mut self) {
+        if let Ok(mut e) = Encoder::new(self.enc_cfg.clone()) {
+            e.set_interfaces(self.cfg.interfaces.clone());
+            self.encoder = e;
         }
     }
 
-    /// Encodes one chunk (≤ [`CHUNK_RECORDS`]) and sends its datagrams, paced.
+    /// Encodes one chunk (≤ [`CHUNK_RECORDS`]) and sends it: UDP paced datagram by
+    /// datagram, TCP in one write.
     fn send_chunk(&mut self, records: &[FlowRecord]) {
+        self.status.counters.records_offered += records.len() as u64;
+        if let Transport::Tcp(t) = &mut self.transport {
+            match t.link(&mut self.status) {
+                Link::Down => {
+                    self.status.counters.records_dropped += records.len() as u64;
+                    return;
+                }
+                Link::New => self.restart_encoder(),
+                Link::Up => {}
+            }
+        }
         self.recs.clear();
         let unknown_if = self.cfg.unknown_if_index;
         self.recs
             .extend(records.iter().map(|r| to_wire(r, unknown_if)));
+        let c = &mut self.status.counters;
         self.encoder.set_stats(ExporterStats {
-            messages: self.counters.datagrams,
-            records: self.counters.records,
+            messages: c.datagrams,
+            records: c.records,
             ignored_packets: 0,
         });
         self.out.clear();
         self.encoder
             .encode(&self.recs, self.clock.now(), &mut self.out);
-        self.counters.records += self.recs.len() as u64;
-        self.counters.datagrams += self.out.len() as u64;
-        let out = std::mem::take(&mut self.out);
-        for d in &out {
-            self.bucket.take();
-            self.send(d);
-        }
-        self.out = out;
-    }
-
-    fn send(&mut self, datagram: &[u8]) {
-        self.connect();
-        let Some(sock) = &self.socket else {
-            self.counters.send_errors += 1;
-            return;
-        };
-        let mut sent = sock.send(datagram);
-        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused) {
-            // An ICMP port unreachable for an earlier datagram (connected UDP socket);
-            // this one was not sent yet: count the report, try once more.
-            self.counters.unreachable += 1;
-            let msg = "collector port unreachable (ICMP); nothing listening?".to_string();
-            self.log.log(&self.name, &msg);
-            self.last_error = Some(msg);
-            sent = sock.send(datagram);
-        }
-        if let Err(e) = sent {
-            self.counters.send_errors += 1;
-            let msg = format!("send: {e}");
-            self.log.log(&self.name, &msg);
-            self.last_error = Some(msg);
+        c.records += self.recs.len() as u64;
+        c.datagrams += self.out.len() as u64;
+        match &mut self.transport {
+            Transport::Udp(u) => {
+                for d in &self.out {
+                    u.send(d, &mut self.status);
+                }
+            }
+            Transport::Tcp(t) => {
+                self.stream.clear();
+                for d in &self.out {
+                    self.stream.extend_from_slice(d);
+                }
+                if !t.write(&self.stream, &mut self.status) {
+                    self.status.counters.records_dropped += records.len() as u64;
+                }
+            }
         }
     }
 }
@@ -401,7 +374,22 @@ pub fn to_wire(r: &FlowRecord, unknown_if: u32) -> mirrorflow_ipfix::FlowRecord 
 
 impl Sink for NetflowSink {
     fn name(&self) -> String {
-        self.name.clone()
+        self.status.name.clone()
+    }
+
+    /// For metrics (src/metrics): what this exporter counts.
+    fn export_counters(&self) -> Option<super::ExportCounters> {
+        let c = &self.status.counters;
+        let tcp = matches!(self.transport, Transport::Tcp(_));
+        Some(super::ExportCounters {
+            messages: Some(c.datagrams),
+            records: Some(c.records),
+            send_errors: Some(c.send_errors),
+            unreachable: (!tcp).then_some(c.unreachable),
+            connections: tcp.then_some(c.connections),
+            connect_errors: Some(c.resolve_errors + c.connect_errors),
+            ..super::ExportCounters::default()
+        })
     }
 
     /// Never fails: send errors are counted and reported by [`Sink::finish`].
@@ -412,20 +400,41 @@ impl Sink for NetflowSink {
         Ok(())
     }
 
-    /// Fails if any datagram could not be sent or was reported unreachable, with the
-    /// counts and the last error.
+    /// Closes a TCP connection in order; fails if anything could not be sent (UDP: send
+    /// errors or port-unreachable reports; TCP: records dropped), with the counts and the
+    /// last error.
     fn finish(&mut self) -> Result<(), ExportError> {
-        let c = self.counters;
-        if c.send_errors == 0 && c.unreachable == 0 {
-            return Ok(());
-        }
-        let last = self.last_error.as_deref().unwrap_or("unknown error");
-        Err(ExportError::Io {
-            sink: self.name.clone(),
-            source: io::Error::other(format!(
+        let c = self.status.counters;
+        let last = self
+            .status
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "unknown error".into());
+        let message = match &mut self.transport {
+            Transport::Udp(_) if c.send_errors == 0 && c.unreachable == 0 => return Ok(()),
+            Transport::Udp(_) => format!(
                 "{} of {} datagrams not sent, {} port-unreachable reports (last error: {last})",
                 c.send_errors, c.datagrams, c.unreachable
-            )),
+            ),
+            Transport::Tcp(t) => {
+                t.close();
+                if c.records_dropped == 0 && c.send_errors == 0 {
+                    return Ok(());
+                }
+                format!(
+                    "{} of {} records not sent ({} connections, {} failed connection \
+                     attempts, {} failed writes; last error: {last})",
+                    c.records_dropped,
+                    c.records_offered,
+                    c.connections,
+                    c.connect_errors,
+                    c.send_errors
+                )
+            }
+        };
+        Err(ExportError::Io {
+            sink: self.status.name.clone(),
+            source: io::Error::other(message),
         })
     }
 }
@@ -434,6 +443,9 @@ impl Sink for NetflowSink {
 mod tests {
     use super::*;
     use crate::flow::{EndReason, FlowKey, FlowStats};
+    use std::io::Read;
+    use std::net::{TcpListener, UdpSocket};
+    use std::time::Duration;
 
     fn record(protocol: u8, dst_port: u16, in_if: u32) -> FlowRecord {
         let mut key = FlowKey::default();
@@ -472,31 +484,18 @@ mod tests {
             (0, 0, 0x0800)
         );
         assert_eq!((icmp.ingress_if, icmp.egress_if), (5, 1));
+        assert_eq!(to_wire(&record(6, 80, 0), 7).ingress_if, 7);
     }
 
     #[test]
-    fn clock_is_on_whole_seconds() {
-        let c = Clock::new();
-        for _ in 0..3 {
-            let t = c.now();
-            assert_eq!(t.unix_ms % 1000, 0);
-            assert!(t.uptime_ms < 2000, "{t:?}");
-        }
-    }
-
-    #[test]
-    fn bucket_paces_after_the_burst() {
-        let mut b = TokenBucket::new(1000);
-        let t0 = Instant::now();
-        for _ in 0..(burst_for(1000) + 20) {
-            b.take();
-        }
-        // 20 datagrams beyond the burst at 1000/s: about 20 ms.
-        assert!(
-            t0.elapsed() >= Duration::from_millis(15),
-            "{:?}",
-            t0.elapsed()
-        );
+    fn capture_file_is_interface_one() {
+        let ifs = capture_interfaces(&SourceSpec::File("/tmp/x/trace.pcap".into()));
+        assert_eq!(ifs.len(), 1);
+        assert_eq!((ifs[0].index, ifs[0].name.as_str()), (1, "trace.pcap"));
+        let lo = capture_interfaces(&SourceSpec::Live(vec!["lo".into(), "nope0".into()]));
+        assert_eq!(lo.len(), 1, "unknown interfaces are left out");
+        assert_eq!(lo[0].name, "lo");
+        assert_ne!(lo[0].index, 0);
     }
 
     #[test]
@@ -533,5 +532,90 @@ mod tests {
             e.starts_with("netflow-v9:no-such-host.invalid:2055: "),
             "{e}"
         );
+    }
+
+    fn tcp_cfg(port: u16) -> NetflowConfig {
+        NetflowConfig {
+            transport: IpfixTransport::Tcp,
+            ..NetflowConfig::new(Version::Ipfix, "127.0.0.1", port)
+        }
+    }
+
+    /// Reads whole IPFIX messages from `s` until `records` flow records have arrived;
+    /// returns them decoded (our decoder; the integration test uses an independent one).
+    fn read_records(s: &mut std::net::TcpStream, records: usize) -> Vec<mirrorflow_ipfix::Message> {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut dec = mirrorflow_ipfix::Decoder::new();
+        let (mut msgs, mut got) = (Vec::new(), 0);
+        while got < records {
+            let mut hdr = [0u8; 16];
+            s.read_exact(&mut hdr).unwrap();
+            let len = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
+            let mut msg = hdr.to_vec();
+            msg.resize(len, 0);
+            s.read_exact(&mut msg[16..]).unwrap();
+            let m = dec.decode(&msg).unwrap();
+            got += m.data_records().filter(|r| !r.is_options()).count();
+            msgs.push(m);
+        }
+        assert_eq!(got, records);
+        msgs
+    }
+
+    fn has_templates(m: &mirrorflow_ipfix::Message) -> bool {
+        m.sets
+            .iter()
+            .any(|s| matches!(s, mirrorflow_ipfix::Set::Templates { .. }))
+    }
+
+    #[test]
+    fn tcp_reconnects_with_templates_first() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut sink = NetflowSink::new(tcp_cfg(port)).unwrap();
+        let (mut conn1, _) = listener.accept().unwrap();
+        let recs = vec![record(17, 53, 0); 40];
+        sink.flows(&recs).unwrap();
+        let first = read_records(&mut conn1, 40);
+        assert!(has_templates(&first[0]));
+        assert_eq!(first[0].sequence, 0);
+        // Orderly close by the collector: noticed before the next write, which goes to a
+        // new connection and starts with templates again, sequence numbers from 0.
+        drop(conn1);
+        sink.flows(&recs).unwrap();
+        let (mut conn2, _) = listener.accept().unwrap();
+        let second = read_records(&mut conn2, 40);
+        assert!(has_templates(&second[0]));
+        assert_eq!(second[0].sequence, 0);
+        assert!(
+            second.iter().skip(1).all(|m| !has_templates(m)),
+            "no refresh over TCP"
+        );
+        let c = sink.counters();
+        assert_eq!((c.connections, c.records_dropped), (2, 0), "{c:?}");
+        sink.finish().unwrap();
+        let mut rest = Vec::new();
+        conn2.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "finish closes the stream");
+    }
+
+    #[test]
+    fn tcp_collector_down_drops_and_counts() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut sink = NetflowSink::new(tcp_cfg(port)).unwrap();
+        for _ in 0..3 {
+            sink.flows(&vec![record(6, 80, 0); 10]).unwrap();
+        }
+        let c = sink.counters();
+        // One refused attempt at creation; the next waits for the backoff.
+        assert_eq!((c.connect_errors, c.connections), (1, 0), "{c:?}");
+        assert_eq!((c.records_dropped, c.records), (30, 0), "{c:?}");
+        let e = sink.finish().unwrap_err().to_string();
+        let want = format!("ipfix-tcp:127.0.0.1:{port}: 30 of 30 records not sent");
+        assert!(e.starts_with(&want), "{e}");
     }
 }

@@ -42,6 +42,8 @@ pub struct PipelineConfig {
     pub packet_sampling: Option<SamplingConfig>,
     /// How often (in packet time) sinks that want counters get a snapshot.
     pub counter_interval_ns: u64,
+    /// Pace a file at this many times its recorded speed (`None`: as fast as possible).
+    pub replay_speed: Option<f64>,
 }
 
 impl PipelineConfig {
@@ -62,6 +64,7 @@ impl PipelineConfig {
             flow_sampling: 1,
             packet_sampling: None,
             counter_interval_ns: 1_000_000_000,
+            replay_speed: None,
         }
     }
 }
@@ -112,8 +115,9 @@ pub fn run(
                 FileFilter::new(f)?;
             }
             let (setup, stop, tx) = (setup(cfg.filter.clone(), 1), shutdown.clone(), tx.clone());
+            let speed = cfg.replay_speed;
             threads.push(spawn("read", move || {
-                source::run_file(src, setup, stop, tx)
+                source::run_file(src, setup, speed, stop, tx)
             }));
         }
         SourceSpec::Live(ifaces) => {
@@ -144,6 +148,7 @@ pub fn run(
     let mut errors = Vec::new();
     let mut last_tick = Instant::now();
     let mut next_snapshot = 0u64;
+    let mut batch_latency = crate::metrics::LatencyHistogram::default();
     let snapshot = |totals: &SourceCounts,
                     cache: &FlowCache,
                     frags: &FragTable,
@@ -160,6 +165,7 @@ pub fn run(
                 counts,
                 ports: port_delta,
             }) => {
+                let started = Instant::now();
                 totals.absorb(&counts);
                 ports.absorb(&port_delta);
                 sinks.send(Event::Samples(samples));
@@ -168,6 +174,9 @@ pub fn run(
                 }
                 cache.handle_batch(&metas);
                 sinks.send_flows(cache.take_expired());
+                if interest.counters {
+                    batch_latency.record(started.elapsed());
+                }
             }
             Ok(SourceMsg::Interface(stats)) => {
                 match interfaces.iter_mut().find(|i| i.name == stats.name) {
@@ -196,6 +205,8 @@ pub fn run(
                 last: false,
                 report: snapshot(&totals, &cache, &frags, &interfaces),
                 ports: ports.clone(),
+                batch_latency: std::mem::take(&mut batch_latency),
+                fragments_held: frags.len() as u64,
             })));
         }
     }
@@ -214,6 +225,8 @@ pub fn run(
             last: true,
             report: report.clone(),
             ports,
+            batch_latency,
+            fragments_held: frags.len() as u64,
         })));
     }
     report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();

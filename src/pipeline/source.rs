@@ -178,10 +178,55 @@ impl Batcher {
     }
 }
 
-/// Reads a capture file to its end (or until shutdown).
+/// Longest single wait of a paced replay: a longer pause in the capture is shortened to this.
+const MAX_PACE_WAIT: Duration = Duration::from_secs(10);
+
+/// Paces a replay at `speed` times the recorded speed: a frame stamped `t` is released
+/// `(t - t0) / speed` after the first frame (stamped `t0`). Frames stamped earlier than an
+/// earlier frame go at once.
+struct Pacer {
+    speed: f64,
+    start: Option<(u64, Instant)>,
+    /// Pauses cut to [`MAX_PACE_WAIT`], added up.
+    skipped: Duration,
+}
+
+impl Pacer {
+    /// How long to wait before the frame stamped `ts_ns`, if at all.
+    fn delay(&mut self, ts_ns: u64) -> Option<Duration> {
+        let (t0, start) = *self.start.get_or_insert((ts_ns, Instant::now()));
+        let due = Duration::from_secs_f64(ts_ns.saturating_sub(t0) as f64 / 1e9 / self.speed);
+        let now = start.elapsed() + self.skipped;
+        let wait = due.checked_sub(now)?;
+        if wait > MAX_PACE_WAIT {
+            self.skipped += wait - MAX_PACE_WAIT;
+            return Some(MAX_PACE_WAIT);
+        }
+        (wait >= Duration::from_millis(1)).then_some(wait)
+    }
+}
+
+/// Sleeps `d` in slices, returning false as soon as shutdown is set.
+fn sleep_unless(d: Duration, shutdown: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
+/// Reads a capture file to its end (or until shutdown), paced at `speed` times the recorded
+/// speed when given.
 pub fn run_file(
     mut src: FileSource,
     setup: SourceSetup,
+    speed: Option<f64>,
     shutdown: Arc<AtomicBool>,
     tx: Sender<SourceMsg>,
 ) {
@@ -193,17 +238,33 @@ pub fn run_file(
         }
     };
     let mut n: u32 = 0;
+    let mut pacer = speed.map(|speed| Pacer {
+        speed,
+        start: None,
+        skipped: Duration::ZERO,
+    });
     loop {
         n = n.wrapping_add(1);
         if n.is_multiple_of(4096) && shutdown.load(Ordering::Relaxed) {
             break;
         }
         match src.next_frame() {
-            Ok(Some(frame)) => match b.push(&frame) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => return b.fail(e),
-            },
+            Ok(Some(frame)) => {
+                if let Some(wait) = pacer.as_mut().and_then(|p| p.delay(frame.info.ts_ns)) {
+                    // Hand over what is batched first, so the flow thread follows the replay.
+                    if !b.flush() {
+                        return;
+                    }
+                    if !sleep_unless(wait, &shutdown) {
+                        break;
+                    }
+                }
+                match b.push(&frame) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => return b.fail(e),
+                }
+            }
             Ok(None) => break,
             Err(e) => return b.fail(e),
         }

@@ -11,6 +11,11 @@
 //! * a refresh puts, in this order, the template set, the options template set and
 //!   the options data sets (sampling, interfaces, exporter statistics) at the start of
 //!   a datagram; flow data follows in the same datagram when it fits;
+//! * each options template goes in a set of its own: pmacct's nfacctd (1.7) steps over an
+//!   options template by a length computed from the header as if it were a v9 one with
+//!   byte counts, lands inside the next template or the padding, calls the set malformed
+//!   and drops the rest of the datagram; with one template per set the wrong step only
+//!   ends the set early. (Template sets hold many templates: there its step is right.)
 //! * every set is zero-padded to a multiple of 4 bytes (RFC 3954 §5.3 "SHOULD",
 //!   RFC 7011 §3.3.1 "MAY"); the padding is counted in the set length and is always
 //!   shorter than the smallest record, so it can't be mistaken for one;
@@ -80,8 +85,8 @@ pub const MAX_PAYLOAD_LIMIT: usize = 65535;
 /// interleaved IPv4 / IPv6 records share two data sets instead of alternating sets.
 struct Msg {
     header_len: usize,
-    /// (set id, records bytes) per set.
-    sets: Vec<(u16, Vec<u8>)>,
+    /// (set key, set id, records bytes) per set.
+    sets: Vec<(u32, u16, Vec<u8>)>,
     /// Datagram length so far, with set headers and padding.
     len: usize,
     /// All records (v9 header count).
@@ -100,6 +105,16 @@ fn set_size(body: usize) -> usize {
     n + pad4(n)
 }
 
+/// Records with the same key share a set: the set id, except that each options template
+/// (set id 3 in IPFIX, 1 in v9; each id unused by the other version) gets a set of its
+/// own, keyed by its template id (see the module docs).
+fn set_key(set_id: u16, rec: &[u8]) -> u32 {
+    match (set_id, rec) {
+        (1 | 3, [a, b, ..]) => 1 << 16 | u32::from(u16::from_be_bytes([*a, *b])),
+        _ => u32::from(set_id),
+    }
+}
+
 impl Msg {
     fn new(header_len: usize) -> Self {
         Msg {
@@ -111,24 +126,26 @@ impl Msg {
         }
     }
 
-    /// Whether a record of `len` bytes in set `set_id` still fits within `max` bytes.
-    fn fits(&self, set_id: u16, len: usize, max: usize) -> bool {
-        let grow = match self.sets.iter().find(|(id, _)| *id == set_id) {
-            Some((_, body)) => set_size(body.len() + len) - set_size(body.len()),
+    /// Whether record `rec` of set `set_id` still fits within `max` bytes.
+    fn fits(&self, set_id: u16, rec: &[u8], max: usize) -> bool {
+        let (key, len) = (set_key(set_id, rec), rec.len());
+        let grow = match self.sets.iter().find(|(k, _, _)| *k == key) {
+            Some((_, _, body)) => set_size(body.len() + len) - set_size(body.len()),
             None => set_size(len),
         };
         self.len + grow <= max
     }
 
     fn add(&mut self, set_id: u16, rec: &[u8], data: bool) {
-        match self.sets.iter_mut().find(|(id, _)| *id == set_id) {
-            Some((_, body)) => {
+        let key = set_key(set_id, rec);
+        match self.sets.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, body)) => {
                 self.len += set_size(body.len() + rec.len()) - set_size(body.len());
                 body.extend_from_slice(rec);
             }
             None => {
                 self.len += set_size(rec.len());
-                self.sets.push((set_id, rec.to_vec()));
+                self.sets.push((key, set_id, rec.to_vec()));
             }
         }
         self.records += 1;
@@ -141,7 +158,7 @@ impl Msg {
     fn assemble(&self) -> Vec<u8> {
         let mut buf = vec![0u8; self.len];
         let mut pos = self.header_len;
-        for (set_id, body) in &self.sets {
+        for (_, set_id, body) in &self.sets {
             let length = set_size(body.len());
             SetHeader {
                 set_id: *set_id,
@@ -330,18 +347,12 @@ impl Encoder {
         allow_refresh: bool,
     ) {
         let max = self.cfg.max_payload;
-        if msg
-            .as_ref()
-            .is_some_and(|m| !m.fits(set_id, rec.len(), max))
-        {
+        if msg.as_ref().is_some_and(|m| !m.fits(set_id, rec, max)) {
             self.flush(msg, clock, out);
         }
         if msg.is_none() && allow_refresh && self.refresh_due(clock) {
             self.push_templates(msg, clock, out);
-            if msg
-                .as_ref()
-                .is_some_and(|m| !m.fits(set_id, rec.len(), max))
-            {
+            if msg.as_ref().is_some_and(|m| !m.fits(set_id, rec, max)) {
                 self.flush(msg, clock, out);
             }
         }

@@ -230,6 +230,28 @@ fn addr_bytes(a: IpAddr, v6: bool) -> [u8; 16] {
     out
 }
 
+/// [`flow_fields`] and the record length, built once per combination (the encoder's hot
+/// path must not allocate per record).
+fn cached_flow_fields(version: Version, v6: bool, l2: bool) -> (&'static [FieldSpec], usize) {
+    type Lists = [(Vec<FieldSpec>, usize); 8];
+    static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let version = if i & 4 == 0 {
+                Version::Ipfix
+            } else {
+                Version::NetflowV9
+            };
+            let f = flow_fields(version, i & 2 != 0, i & 1 != 0);
+            let len = f.iter().map(|f| usize::from(f.length)).sum();
+            (f, len)
+        })
+    });
+    let i =
+        usize::from(version == Version::NetflowV9) << 2 | usize::from(v6) << 1 | usize::from(l2);
+    (&lists[i].0, lists[i].1)
+}
+
 /// Whether `rec` goes out with an IPv6 template (either address IPv6).
 pub fn is_v6(rec: &FlowRecord) -> bool {
     rec.src_addr.is_ipv6() || rec.dst_addr.is_ipv6()
@@ -245,10 +267,12 @@ pub fn encode_flow(
 ) -> u16 {
     let v6 = is_v6(rec);
     let l2 = rec.layer2_segment_id.is_some();
-    for f in flow_fields(version, v6, l2) {
-        let start = out.len();
-        out.resize(start + f.length as usize, 0);
-        let dst = &mut out[start..];
+    let (fields, len) = cached_flow_fields(version, v6, l2);
+    let mut pos = out.len();
+    out.resize(pos + len, 0);
+    for f in fields {
+        let dst = &mut out[pos..pos + f.length as usize];
+        pos += f.length as usize;
         match f.id {
             ie::SOURCE_IPV4_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.src_addr, false)[..4]),
             ie::DESTINATION_IPV4_ADDRESS => {

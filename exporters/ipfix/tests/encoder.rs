@@ -421,3 +421,31 @@ fn interleaved_families_share_one_set_per_template() {
         .collect();
     assert_eq!(flows, want);
 }
+
+/// pmacct's nfacctd (1.7) steps over an options template by a length computed as if the
+/// header were v9's with byte counts; with more than one per set it lands inside the next
+/// one, calls the set malformed and drops the rest of the datagram. One per set it reads.
+#[test]
+fn each_options_template_in_a_set_of_its_own() {
+    for v in [Version::Ipfix, Version::NetflowV9] {
+        let mut enc = Encoder::new(cfg(v)).unwrap();
+        enc.set_interfaces(interfaces());
+        let dgs = encode_all(&mut enc, &[flow(1, false, None)], clock(T0_MS));
+        let m = Decoder::new().decode(&dgs[0]).unwrap();
+        let per_set: Vec<usize> = m
+            .sets
+            .iter()
+            .filter_map(|s| match s {
+                Set::OptionsTemplates { records, .. } => Some(records.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(per_set, [1, 1, 1], "{v:?}");
+        let flow_templates = m
+            .sets
+            .iter()
+            .filter(|s| matches!(s, Set::Templates { .. }))
+            .count();
+        assert_eq!(flow_templates, 1, "{v:?}: flow templates share one set");
+    }
+}

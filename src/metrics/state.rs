@@ -1,0 +1,181 @@
+//! What the metrics sink keeps between scrapes: the latest counter snapshot and the
+//! aggregates it builds from flow records. Updated per batch by the sink thread; read at
+//! scrape time by [`super::collector`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::histogram::{Distribution, LatencyHistogram};
+use super::talkers::{Conversation, TopTalkers};
+use super::traffic::{LabelSlots, Traffic};
+use super::MetricsConfig;
+use crate::export::{CounterSnapshot, SinkStats};
+use crate::flow::FlowRecord;
+use crate::pipeline::Report;
+use crate::sample::{PortCounters, PortTable, OTHER_PORT};
+
+/// Where the frames come from, for the `interface` label of the capture metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A capture file: one pseudo-interface named `file`.
+    File,
+    /// Live interfaces: labels come from their libpcap statistics.
+    Live,
+}
+
+/// Port counters summed per `port` label value.
+#[derive(Clone, Debug, Default)]
+pub struct PortRow {
+    pub label: String,
+    pub counters: PortCounters,
+}
+
+/// The metrics sink's state.
+pub struct State {
+    pub input: Input,
+    pub max_flows: u64,
+    pub finished: bool,
+    /// Latest snapshot: flow clock, probe counters, port counters.
+    pub time_ns: u64,
+    pub report: Report,
+    pub ports: PortTable,
+    pub fragments_held: u64,
+    /// Flow-record aggregates.
+    pub traffic: Traffic,
+    pub talkers: TopTalkers,
+    pub duration: Distribution,
+    pub bytes: Distribution,
+    pub packets: Distribution,
+    pub latency: LatencyHistogram,
+    /// Port label slots (first come, capped).
+    port_slots: LabelSlots<u32>,
+    port_labels: Vec<String>,
+    names: BTreeMap<u32, String>,
+    /// Live counts of the sinks.
+    pub sinks: Vec<Arc<SinkStats>>,
+}
+
+impl State {
+    pub fn new(cfg: &MetricsConfig, input: Input, max_flows: u64) -> State {
+        State {
+            max_flows,
+            finished: false,
+            time_ns: 0,
+            report: Report::default(),
+            ports: PortTable::default(),
+            fragments_held: 0,
+            traffic: Traffic::new(
+                cfg.max_interfaces,
+                cfg.internal_nets.clone(),
+                cfg.names.clone(),
+            ),
+            talkers: TopTalkers::new(cfg.top_talkers, cfg.top_talkers_window_ns),
+            duration: Distribution::duration(),
+            bytes: Distribution::count(),
+            packets: Distribution::count(),
+            latency: LatencyHistogram::default(),
+            port_slots: LabelSlots::new(cfg.max_ports),
+            port_labels: Vec::new(),
+            names: {
+                // A file is source 1 in the port counters.
+                let mut n = cfg.names.clone();
+                if input == Input::File {
+                    n.entry(1).or_insert_with(|| "file".to_string());
+                }
+                n
+            },
+            input,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// A batch of exported flow records.
+    pub fn flows(&mut self, records: &[FlowRecord]) {
+        let Some(first) = records.first() else {
+            return;
+        };
+        // Top talkers count at the flow clock (before the first snapshot: the first record).
+        let now = if self.time_ns != 0 {
+            self.time_ns
+        } else {
+            first.stats.end_ns
+        };
+        let mut talkers = self.talkers.sketch(now);
+        for r in records {
+            let (k, s) = (&r.key, &r.stats);
+            self.traffic.add(r);
+            self.duration
+                .record(s.end_ns.saturating_sub(s.start_ns) / 1_000);
+            self.bytes.record(s.bytes);
+            self.packets.record(s.packets);
+            if let Some(t) = talkers.as_mut() {
+                let c = Conversation {
+                    src: k.src_addr,
+                    dst: k.dst_addr,
+                    v6: k.ip_version() == 6,
+                };
+                t.add(c, s.bytes);
+            }
+        }
+    }
+
+    /// A counter snapshot.
+    pub fn counters(&mut self, snap: &CounterSnapshot) {
+        self.time_ns = snap.time_ns;
+        self.report = snap.report.clone();
+        self.fragments_held = snap.fragments_held;
+        self.latency.0.merge(&snap.batch_latency.0);
+        self.finished |= snap.last;
+        self.ports = snap.ports.clone();
+        for &port in self.ports.ports.keys() {
+            if port == OTHER_PORT {
+                continue;
+            }
+            let slot = self.port_slots.slot(port);
+            if slot == self.port_labels.len() && self.port_slots.value(slot).is_some() {
+                self.port_labels.push(match self.names.get(&port) {
+                    Some(n) => n.clone(),
+                    None => port.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Port counters summed per label (the capped ones and `other`), in slot order.
+    pub fn port_rows(&self) -> Vec<PortRow> {
+        let mut rows: Vec<PortRow> = self
+            .port_labels
+            .iter()
+            .map(|l| PortRow {
+                label: l.clone(),
+                counters: PortCounters::default(),
+            })
+            .collect();
+        let mut other: Option<PortCounters> = None;
+        for (&port, c) in &self.ports.ports {
+            let target = match self.port_slots.get(&port) {
+                Some(i) if port != OTHER_PORT && i < rows.len() => &mut rows[i].counters,
+                _ => other.get_or_insert_with(PortCounters::default),
+            };
+            add(target, c);
+        }
+        if let Some(c) = other {
+            rows.push(PortRow {
+                label: super::traffic::OTHER.to_string(),
+                counters: c,
+            });
+        }
+        rows
+    }
+}
+
+fn add(a: &mut PortCounters, d: &PortCounters) {
+    a.in_octets += d.in_octets;
+    a.in_unicast += d.in_unicast;
+    a.in_multicast += d.in_multicast;
+    a.in_broadcast += d.in_broadcast;
+    a.out_octets += d.out_octets;
+    a.out_unicast += d.out_unicast;
+    a.out_multicast += d.out_multicast;
+    a.out_broadcast += d.out_broadcast;
+}
