@@ -29,10 +29,12 @@ struct Testbed {
 
 impl Testbed {
     fn new() -> Testbed {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = std::process::id();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = Testbed {
-            a: format!("mfa{id}"),
-            b: format!("mfb{id}"),
+            a: format!("mfa{id}-{n}"),
+            b: format!("mfb{id}-{n}"),
         };
         sh(&["ip", "netns", "add", &t.a]);
         sh(&["ip", "netns", "add", &t.b]);
@@ -122,4 +124,34 @@ fn icmp_between_namespaces_is_captured_exactly() {
         assert_eq!(f["in_if"], ifindex, "{f}");
         assert_eq!(f["end_reason"], "forced_end");
     }
+}
+
+#[test]
+fn sigterm_stops_a_capture_on_an_idle_wire() {
+    let bed = Testbed::new();
+    let mut probe = Command::new("ip")
+        .args(["netns", "exec", &bed.b, BIN, "-i", "vB", "-f", "udp port 9"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mirrorflow");
+    let mut err = BufReader::new(probe.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on vB"), "{line}");
+    sh(&["kill", "-TERM", &probe.id().to_string()]);
+    // Nothing arrives on vB: the capture must be woken, not wait for a frame.
+    let mut status = None;
+    for _ in 0..100 {
+        status = probe.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = probe.kill();
+        panic!("mirrorflow still running 5 s after SIGTERM on an idle wire");
+    };
+    assert!(status.success(), "{status}");
 }

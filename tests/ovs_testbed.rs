@@ -179,66 +179,31 @@ impl Probe {
         probe
     }
 
-    /// SIGTERM, then wait; returns the rest of stderr and the number of wake-up frames it
-    /// took. mirrorflow checks its stop flag between frames, and libpcap 1.10 (TPACKET_V3,
-    /// immediate mode) keeps polling inside `pcap_next_ex` until a frame arrives, so on an
-    /// idle interface SIGTERM alone does not end the capture: after 2 s this sends one
-    /// non-IP frame (ethertype 0x88b5, local experimental) into `wake_via` every 200 ms.
-    fn stop(mut self, wake_via: &str) -> (String, u64) {
+    /// SIGTERM, then wait (at most 10 s) for a clean exit, also on an idle interface;
+    /// returns the rest of stderr.
+    fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success());
-        let mut wakes = 0;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
+        let mut status = None;
+        for _ in 0..200 {
+            status = self.child.try_wait().unwrap();
+            if status.is_some() {
+                break;
             }
-            if wakes == 0 {
-                // Up to 2 s for a clean stop.
-                let mut tries = 0;
-                while tries < 40 && self.child.try_wait().unwrap().is_none() {
-                    std::thread::sleep(Duration::from_millis(50));
-                    tries += 1;
-                }
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    break status;
-                }
-            }
-            assert!(
-                wakes < 50,
-                "mirrorflow does not stop after SIGTERM and {wakes} frames"
-            );
-            send_wakeup_frame(wake_via);
-            wakes += 1;
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            panic!("mirrorflow did not stop within 10 s of SIGTERM");
         };
         let rest: Vec<String> = self.stderr.try_iter().collect();
         assert!(status.success(), "mirrorflow: {status}: {rest:?}");
-        (rest.join("\n"), wakes)
+        rest.join("\n")
     }
-}
-
-/// One broadcast frame of ethertype 0x88b5 sent out of `iface` (so it reaches its veth peer).
-fn send_wakeup_frame(iface: &str) {
-    let out = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import socket, sys\n\
-             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-             s.bind((sys.argv[1], 0))\n\
-             s.send(bytes.fromhex('ffffffffffff02000000000188b5') + bytes(46))",
-            iface,
-        ])
-        .output()
-        .expect("python3 (a dependency of openvswitch-switch) is needed");
-    assert!(
-        out.status.success(),
-        "sending a wake-up frame: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Drop for Probe {
@@ -309,14 +274,8 @@ fn open_vswitch_mirror_testbed() {
     let mirror_before = bed.dump_ports();
     let traffic = bed.traffic();
     let mirror_after = bed.dump_ports();
-    let (rest, wakes) = probe.stop(bed.get("MIRROR_PORT"));
+    let rest = probe.stop();
     eprintln!("mirrorflow: {rest}");
-    if wakes > 0 {
-        eprintln!(
-            "NOTE: mirrorflow ignored SIGTERM on the idle capture interface until {wakes} \
-             wake-up frame(s) arrived (live capture needs pcap_breakloop on shutdown)"
-        );
-    }
 
     port_map_from_open_vswitch(&bed);
     let flows = Flows(
@@ -344,7 +303,7 @@ fn open_vswitch_mirror_testbed() {
     // mirrorflow opens the capture a moment before the first snapshot: the VMs' last
     // start-up MLD reports may fall in between. Lost or duplicated frames would not fit.
     assert!(
-        received >= mirrored && received - mirrored <= 10 + wakes,
+        received >= mirrored && received - mirrored <= 10,
         "mirrorflow received {received} frames, OVS mirrored {mirrored}"
     );
     every_flow_came_in_on_the_capture_interface(&bed, &flows);

@@ -113,9 +113,17 @@ impl LiveSource {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            // A read timeout, or pcap_breakloop() from `Waker::wake` (libpcap returns -2).
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => Ok(None),
             Err(e) => Err(live_error(&self.iface, e)),
         }
+    }
+
+    /// A handle that wakes this capture out of a blocking read from another thread.
+    /// libpcap's read timeout does not fire while the wire is idle (immediate mode on
+    /// TPACKET_V3), so shutdown must break the read explicitly.
+    pub fn waker(&mut self) -> Waker {
+        Waker(self.cap.breakloop_handle())
     }
 
     pub fn stats(&mut self) -> LiveStats {
@@ -127,5 +135,14 @@ impl LiveSource {
             },
             Err(_) => LiveStats::default(),
         }
+    }
+}
+
+/// Breaks a [`LiveSource`]'s blocking read (see [`LiveSource::waker`]).
+pub struct Waker(pcap::BreakLoop);
+
+impl Waker {
+    pub fn wake(&self) {
+        self.0.breakloop();
     }
 }

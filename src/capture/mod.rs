@@ -9,4 +9,4 @@ mod live;
 pub use error::CaptureError;
 pub use file::{FileSource, Frame};
 pub use filter::FileFilter;
-pub use live::{ifindex, LiveConfig, LiveSource, LiveStats};
+pub use live::{ifindex, LiveConfig, LiveSource, LiveStats, Waker};

@@ -5,7 +5,7 @@ mod counts;
 mod source;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 pub use counts::{InterfaceReport, Report, SinkReportJson, SourceCounts, MAX_ETHERTYPES};
 pub use source::{SourceSetup, BATCH};
 
-use crate::capture::{CaptureError, FileFilter, FileSource, LiveConfig, LiveSource};
+use crate::capture::{CaptureError, FileFilter, FileSource, LiveConfig, LiveSource, Waker};
 use crate::decode::Decoder;
 use crate::export::{CounterSnapshot, Event, Fanout};
 use crate::flow::{CacheConfig, EndReason, FlowCache, FragTable};
@@ -97,6 +97,7 @@ pub fn run(
 ) -> Result<Report, CaptureError> {
     let (tx, rx) = bounded::<SourceMsg>(QUEUE_BATCHES);
     let mut threads = Vec::new();
+    let mut wakers = Vec::new();
     let live = matches!(cfg.source, SourceSpec::Live(_));
     let interest = sinks.interest();
     let setup = |filter: Option<String>, source_index: u32| SourceSetup {
@@ -130,7 +131,8 @@ pub fn run(
                 );
                 opened.push(src);
             }
-            for src in opened {
+            for mut src in opened {
+                wakers.push(src.waker());
                 let (setup, stop, tx) = (setup(None, src.ifindex()), shutdown.clone(), tx.clone());
                 threads.push(spawn("capture", move || {
                     source::run_live(src, setup, stop, tx)
@@ -187,6 +189,10 @@ pub fn run(
             Ok(SourceMsg::Error(e)) => errors.push(e),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if live && shutdown.load(Ordering::Relaxed) {
+            // A capture blocked on an idle wire sees the flag only once woken.
+            wakers.iter().for_each(Waker::wake);
         }
         if live {
             // A quiet wire still ages flows out.
