@@ -126,6 +126,11 @@ pub struct Args {
     /// link-local, fc00::/7].
     #[arg(long, value_name = "CIDR,…", value_delimiter = ',')]
     pub metrics_internal_nets: Vec<String>,
+    /// Read VM ports and learned MACs from Open vSwitch (default socket
+    /// /var/run/openvswitch/db.sock); flows are then attributed to VM ports.
+    #[arg(long, value_name = "unix:PATH", num_args = 0..=1,
+          default_missing_value = crate::ports::DEFAULT_OVSDB)]
+    pub ovsdb: Option<String>,
     /// TOML file with the same settings (snake_case keys); flags override it.
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -138,6 +143,8 @@ impl Args {
             None => FileConfig::default(),
         };
         let flags = FileConfig {
+            ovsdb: self.ovsdb,
+            ports: None,
             interface: (!self.interface.is_empty()).then_some(self.interface),
             read: self.read,
             filter: self.filter,
@@ -187,10 +194,20 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 /// 1 for runtime failures.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match args.into_settings() {
+    let mut settings = match args.into_settings() {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
+    // VM identity: loaded once before capture starts, then refreshed in the background until
+    // `_port_refresh` is dropped at the end of main.
+    let _port_refresh = settings.port_directory.clone().map(|cfg| {
+        let (dir, handle) = crate::ports::PortDirectory::start(cfg);
+        if let Some(e) = dir.stats().last_error {
+            eprintln!("mirrorflow: port map: {e} (using the static ports meanwhile)");
+        }
+        settings.pipeline.ports = Some(dir.clone());
+        (dir, handle)
+    });
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
@@ -199,7 +216,7 @@ pub fn main() -> ExitCode {
     }
     let mut sinks = Fanout::new();
     if let Some(path) = &settings.json {
-        match JsonSink::create(path) {
+        match JsonSink::create(path, settings.pipeline.ports.as_ref()) {
             Ok(s) => sinks.add(Box::new(s), WhenFull::Block, 64),
             Err(e) => return fail(1, e),
         }

@@ -49,6 +49,10 @@ pub struct FileConfig {
     pub export_rate: Option<u32>,
     pub ipfix_transport: Option<crate::export::IpfixTransport>,
     pub unknown_if_index: Option<u32>,
+    /// `[[ports]]` tables: static VM identity (MACs → port index, name, VM).
+    pub ports: Option<Vec<crate::ports::StaticPort>>,
+    /// Open vSwitch database to read ports and learned MACs from (`unix:PATH`).
+    pub ovsdb: Option<String>,
     pub sflow: Option<Vec<String>>,
     pub sflow_sampling: Option<u32>,
     pub sflow_header_bytes: Option<usize>,
@@ -90,6 +94,8 @@ pub struct Settings {
     pub metrics: Option<crate::metrics::MetricsConfig>,
     /// With a file and metrics: exit at the end of the file instead of serving on.
     pub exit_at_eof: bool,
+    /// VM identity sources, when `[[ports]]` or `--ovsdb` are given.
+    pub port_directory: Option<crate::ports::DirectoryConfig>,
 }
 
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -100,6 +106,38 @@ pub const DEFAULT_MAX_FLOWS: usize = 1_000_000;
 pub const DEFAULT_OBSERVATION_DOMAIN: u32 = 1;
 pub const DEFAULT_TEMPLATE_REFRESH: u64 = 60;
 pub const DEFAULT_TEMPLATE_REFRESH_PACKETS: u32 = 100;
+
+/// The port directory's configuration from `[[ports]]` and `--ovsdb`; `None` when neither is
+/// given (flows are then attributed to the capture interface).
+fn port_directory(
+    ports: Option<Vec<crate::ports::StaticPort>>,
+    ovsdb: Option<String>,
+    unknown_index: u32,
+) -> Result<Option<crate::ports::DirectoryConfig>, ConfigError> {
+    use crate::ports::{parse_ovsdb_target, validate, DirectoryConfig, OvsConfig};
+    if ports.is_none() && ovsdb.is_none() {
+        return Ok(None);
+    }
+    let static_ports =
+        validate(&ports.unwrap_or_default(), unknown_index).map_err(|e| ConfigError::Value {
+            flag: "config [[ports]]",
+            message: e.to_string(),
+        })?;
+    let ovs = match ovsdb {
+        None => None,
+        Some(t) => Some(OvsConfig::new(parse_ovsdb_target(&t).map_err(|e| {
+            ConfigError::Value {
+                flag: "ovsdb",
+                message: e.to_string(),
+            }
+        })?)),
+    };
+    Ok(Some(DirectoryConfig {
+        static_ports,
+        ovs,
+        ..DirectoryConfig::new(unknown_index)
+    }))
+}
 
 fn seconds(flag: &'static str, v: f64) -> Result<u64, ConfigError> {
     if !(v.is_finite() && v > 0.0 && v <= 86_400.0 * 365.0) {
@@ -405,7 +443,10 @@ impl Settings {
                 return Err(ConfigError::Value { flag, message });
             }
         }
+        let port_directory =
+            port_directory(f.ports.or(c.ports), f.ovsdb.or(c.ovsdb), unknown_if_index)?;
         Ok(Settings {
+            port_directory,
             pipeline: PipelineConfig {
                 source,
                 decoder: Decoder::new(f.tunnels.or(c.tunnels).unwrap_or_default()),
@@ -422,6 +463,7 @@ impl Settings {
                 packet_sampling,
                 counter_interval_ns: 1_000_000_000,
                 replay_speed,
+                ports: None,
             },
             json: f.json.or(c.json),
             stats_json: f.stats_json.or(c.stats_json),

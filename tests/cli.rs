@@ -277,3 +277,58 @@ fn flow_sampling_thins_the_flow_cache_and_counts_what_it_left_out() {
     let o = run(&["-r", "x.pcap", "--flow-sampling", "0"]);
     assert_fails(&o, 2, "--flow-sampling");
 }
+
+#[test]
+fn a_static_port_map_names_the_vms_behind_each_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = sample_pcap(dir.path());
+    let json = dir.path().join("ports.jsonl");
+    let conf = dir.path().join("ports.toml");
+    std::fs::write(
+        &conf,
+        "[[ports]]\nname = \"vm1-eth0\"\nindex = 11\nmacs = [\"02:00:00:00:00:01\"]\nvm = \"vm1\"\n\
+         [[ports]]\nname = \"vm2-eth0\"\nindex = 12\nmacs = [\"02:00:00:00:00:02\"]\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "-r",
+        pcap.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--unknown-if-index",
+        "99",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let flows: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tcp = flows.iter().find(|f| f["protocol"] == 6).expect("tcp flow");
+    assert_eq!(
+        (tcp["in_if"].as_u64(), tcp["out_if"].as_u64()),
+        (Some(11), Some(12))
+    );
+    assert_eq!(
+        (tcp["in_port"].as_str(), tcp["out_port"].as_str()),
+        (Some("vm1-eth0"), Some("vm2-eth0"))
+    );
+    assert_eq!(tcp["in_vm"], "vm1");
+    assert!(tcp.get("out_vm").is_none());
+    // MACs nobody claimed go to the catch-all port, never 0, and carry no name.
+    let udp = flows
+        .iter()
+        .find(|f| f["protocol"] == 17)
+        .expect("udp flow");
+    assert_eq!(
+        (udp["in_if"].as_u64(), udp["out_if"].as_u64()),
+        (Some(99), Some(99))
+    );
+    assert!(udp.get("in_port").is_none());
+
+    std::fs::write(&conf, "[[ports]]\nname = \"a\"\nindex = 0\n").unwrap();
+    let o = run(&["-c", conf.to_str().unwrap(), "-r", pcap.to_str().unwrap()]);
+    assert_fails(&o, 2, "ports");
+}

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{ExportError, Sink};
 use crate::flow::{EndReason, FlowRecord};
+use crate::ports::{PortDirectory, PortMap, PortReader};
 
 /// The JSON shape of a flow record.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,17 @@ pub struct JsonFlow {
     pub tunnel_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_if: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_if: Option<u32>,
+    /// Port names and VM ids from the port map (`[[ports]]`, `--ovsdb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_port: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_vm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_vm: Option<String>,
     pub end_reason: EndReason,
 }
 
@@ -48,7 +60,15 @@ pub fn mac_string(m: &[u8; 6]) -> String {
 
 impl From<&FlowRecord> for JsonFlow {
     fn from(r: &FlowRecord) -> JsonFlow {
+        JsonFlow::new(r, None)
+    }
+}
+
+impl JsonFlow {
+    /// The JSON shape of `r`, with port names and VM ids from `ports` when given.
+    pub fn new(r: &FlowRecord, ports: Option<&PortMap>) -> JsonFlow {
         let (k, s) = (&r.key, &r.stats);
+        let port = |i: u32| ports.and_then(|m| m.port(i));
         JsonFlow {
             src_addr: k.src_ip(),
             dst_addr: k.dst_ip(),
@@ -70,6 +90,11 @@ impl From<&FlowRecord> for JsonFlow {
             vlan_id: (k.vlan_id != 0).then_some(k.vlan_id),
             tunnel_id: k.tunnel_id(),
             in_if: (k.in_if != 0).then_some(k.in_if),
+            out_if: (r.out_if != 0).then_some(r.out_if),
+            in_port: port(k.in_if).map(|p| p.name.clone()),
+            out_port: port(r.out_if).map(|p| p.name.clone()),
+            in_vm: port(k.in_if).and_then(|p| p.vm.clone()),
+            out_vm: port(r.out_if).and_then(|p| p.vm.clone()),
             end_reason: r.end_reason,
         }
     }
@@ -77,7 +102,7 @@ impl From<&FlowRecord> for JsonFlow {
 
 /// Appends `r` as one JSON line, byte-identical to `serde_json` on [`JsonFlow`] but without
 /// building strings: the sink writes about a million records per second this way.
-pub fn write_json_line(r: &FlowRecord, out: &mut Vec<u8>) {
+pub fn write_json_line(r: &FlowRecord, ports: Option<&PortMap>, out: &mut Vec<u8>) {
     let (k, s) = (&r.key, &r.stats);
     let mut num = itoa::Buffer::new();
     let mut field = |out: &mut Vec<u8>, name: &str, v: u64| {
@@ -126,6 +151,27 @@ pub fn write_json_line(r: &FlowRecord, out: &mut Vec<u8>) {
     if k.in_if != 0 {
         field(out, "in_if", k.in_if.into());
     }
+    if r.out_if != 0 {
+        field(out, "out_if", r.out_if.into());
+    }
+    if let Some(map) = ports {
+        let (inp, outp) = (map.port(k.in_if), map.port(r.out_if));
+        let names = [
+            ("in_port", inp.map(|p| &p.name)),
+            ("out_port", outp.map(|p| &p.name)),
+            ("in_vm", inp.and_then(|p| p.vm.as_ref())),
+            ("out_vm", outp.and_then(|p| p.vm.as_ref())),
+        ];
+        for (name, value) in names {
+            if let Some(v) = value {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                // Names come from OVSDB or the config: escape them as JSON strings.
+                out.extend_from_slice(serde_json::to_string(v).unwrap_or_default().as_bytes());
+            }
+        }
+    }
     out.extend_from_slice(b",\"end_reason\":\"");
     out.extend_from_slice(r.end_reason.name().as_bytes());
     out.extend_from_slice(b"\"}\n");
@@ -153,6 +199,7 @@ fn write_ip(out: &mut Vec<u8>, version: u8, a: &[u8; 16]) {
 /// Writes JSON Lines to a file or stdout.
 pub struct JsonSink {
     name: String,
+    ports: Option<PortReader>,
     out: Box<dyn Write + Send>,
     /// Reused serialization buffer: one batch of records, written with one call.
     line: Vec<u8>,
@@ -160,7 +207,7 @@ pub struct JsonSink {
 
 impl JsonSink {
     /// `-` is stdout; anything else a file, created or truncated.
-    pub fn create(path: &str) -> Result<JsonSink, ExportError> {
+    pub fn create(path: &str, ports: Option<&PortDirectory>) -> Result<JsonSink, ExportError> {
         let name = format!("json:{path}");
         let w: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
@@ -174,6 +221,7 @@ impl JsonSink {
         };
         Ok(JsonSink {
             name,
+            ports: ports.map(PortDirectory::reader),
             out: w,
             line: Vec::new(),
         })
@@ -194,8 +242,9 @@ impl Sink for JsonSink {
 
     fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
         self.line.clear();
+        let map = self.ports.as_mut().map(|p| p.map());
         for r in records {
-            write_json_line(r, &mut self.line);
+            write_json_line(r, map, &mut self.line);
         }
         self.out.write_all(&self.line).map_err(|e| self.io(e))
     }
@@ -250,7 +299,41 @@ mod tests {
                 tos: 0xb9,
             },
             end_reason: reason,
+            out_if: 0,
         }
+    }
+
+    #[test]
+    fn port_names_match_serde_and_are_escaped() {
+        use crate::ports::{Port, PortMapBuilder};
+        let mut b = PortMapBuilder::new(1);
+        b.add_port(Port {
+            index: 7,
+            name: "vm\"1\"-eth0".into(),
+            vm: Some("vm-uuid-1".into()),
+            ofport: Some(3),
+        });
+        b.add_port(Port {
+            index: 9,
+            name: "tap9".into(),
+            vm: None,
+            ofport: None,
+        });
+        let map = b.build();
+        let mut r = record(false, 0, None, 7, EndReason::Idle);
+        r.out_if = 9;
+        let mut fast = Vec::new();
+        write_json_line(&r, Some(&map), &mut fast);
+        let slow = serde_json::to_string(&JsonFlow::new(&r, Some(&map))).unwrap() + "\n";
+        assert_eq!(String::from_utf8(fast).unwrap(), slow);
+        let v: serde_json::Value = serde_json::from_str(&slow).unwrap();
+        assert_eq!(v["in_port"], "vm\"1\"-eth0");
+        assert_eq!(
+            (v["in_vm"].as_str(), v["out_port"].as_str()),
+            (Some("vm-uuid-1"), Some("tap9"))
+        );
+        assert!(v.get("out_vm").is_none());
+        assert_eq!(v["out_if"], 9);
     }
 
     #[test]
@@ -264,7 +347,7 @@ mod tests {
                 for reason in EndReason::ALL {
                     let r = record(v6, vlan, tunnel, in_if, reason);
                     let mut fast = Vec::new();
-                    write_json_line(&r, &mut fast);
+                    write_json_line(&r, None, &mut fast);
                     let slow = serde_json::to_string(&JsonFlow::from(&r)).unwrap() + "\n";
                     assert_eq!(String::from_utf8(fast).unwrap(), slow);
                 }

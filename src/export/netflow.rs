@@ -365,7 +365,7 @@ pub fn to_wire(r: &FlowRecord, unknown_if: u32) -> mirrorflow_ipfix::FlowRecord 
         dst_mac: s.dst_mac,
         vlan_id: k.vlan_id,
         ingress_if: if k.in_if != 0 { k.in_if } else { unknown_if },
-        egress_if: unknown_if,
+        egress_if: if r.out_if != 0 { r.out_if } else { unknown_if },
         direction: 0,
         end_reason: r.end_reason as u8,
         layer2_segment_id: k.tunnel_id().map(u64::from),
@@ -464,6 +464,7 @@ mod tests {
                 ..FlowStats::default()
             },
             end_reason: EndReason::Idle,
+            out_if: 0,
         }
     }
 

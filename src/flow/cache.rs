@@ -432,6 +432,7 @@ impl FlowCache {
             key: e.key,
             stats: e.stats(),
             end_reason: reason,
+            out_if: 0,
         });
     }
 

@@ -132,4 +132,7 @@ pub struct FlowRecord {
     pub key: FlowKey,
     pub stats: FlowStats,
     pub end_reason: EndReason,
+    /// Egress port (the port behind the destination MAC) when a port map is configured; 0
+    /// otherwise. Resolved when the record is exported.
+    pub out_if: u32,
 }

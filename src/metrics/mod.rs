@@ -235,6 +235,7 @@ mod tests {
                                 ..FlowStats::default()
                             },
                             end_reason: EndReason::Idle,
+                            out_if: 0,
                         });
                     }
                 }

@@ -312,6 +312,7 @@ mod tests {
                 ..FlowStats::default()
             },
             end_reason: EndReason::Idle,
+            out_if: 0,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::capture::{CaptureError, FileFilter, FileSource, LiveConfig, LiveSourc
 use crate::decode::Decoder;
 use crate::export::{CounterSnapshot, Event, Fanout};
 use crate::flow::{CacheConfig, EndReason, FlowCache, FragTable};
+use crate::ports::{PortDirectory, PortReader};
 use crate::sample::{PortTable, SamplingConfig};
 use source::SourceMsg;
 
@@ -44,6 +45,9 @@ pub struct PipelineConfig {
     pub counter_interval_ns: u64,
     /// Pace a file at this many times its recorded speed (`None`: as fast as possible).
     pub replay_speed: Option<f64>,
+    /// VM identity: when set, flows, samples and port counters are attributed to the ports
+    /// behind the frames' source and destination MACs instead of the capture interface.
+    pub ports: Option<PortDirectory>,
 }
 
 impl PipelineConfig {
@@ -65,6 +69,7 @@ impl PipelineConfig {
             packet_sampling: None,
             counter_interval_ns: 1_000_000_000,
             replay_speed: None,
+            ports: None,
         }
     }
 }
@@ -108,6 +113,7 @@ pub fn run(
         count_ports: interest.counters,
         source_index,
         seed: SAMPLER_SEED ^ u64::from(source_index),
+        ports: cfg.ports.clone(),
     };
     match &cfg.source {
         SourceSpec::File(path) => {
@@ -142,6 +148,7 @@ pub fn run(
     }
     drop(tx);
 
+    let mut out_ports = cfg.ports.as_ref().map(PortDirectory::reader);
     let mut cache = FlowCache::new(cfg.cache);
     let mut frags = FragTable::default();
     let mut totals = SourceCounts::default();
@@ -175,7 +182,7 @@ pub fn run(
                     frags.resolve(m);
                 }
                 cache.handle_batch(&metas);
-                sinks.send_flows(cache.take_expired());
+                sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
                 if interest.counters {
                     batch_latency.record(started.elapsed());
                 }
@@ -197,7 +204,7 @@ pub fn run(
         if live {
             // A quiet wire still ages flows out.
             cache.handle_timeout(wall_ns());
-            sinks.send_flows(cache.take_expired());
+            sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
                 tick(&snapshot(&totals, &cache, &frags, &interfaces));
@@ -219,9 +226,9 @@ pub fn run(
     for t in threads {
         let _ = t.join();
     }
-    sinks.send_flows(cache.take_expired());
+    sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
     while cache.flush_up_to(EndReason::ForcedEnd, FLUSH_BATCH) > 0 {
-        sinks.send_flows(cache.take_expired());
+        sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
     }
     let mut report = snapshot(&totals, &cache, &frags, &interfaces);
     report.source_errors = errors;
@@ -237,6 +244,20 @@ pub fn run(
     }
     report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
     Ok(report)
+}
+
+/// The records with each one's egress port filled in from its destination MAC.
+fn resolved(
+    mut records: Vec<crate::flow::FlowRecord>,
+    ports: &mut Option<PortReader>,
+) -> Vec<crate::flow::FlowRecord> {
+    if let Some(reader) = ports {
+        let map = reader.map();
+        for r in &mut records {
+            r.out_if = map.lookup(&r.stats.dst_mac);
+        }
+    }
+    records
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {

@@ -11,6 +11,7 @@ use mirrorflow_sflow::Sampler;
 use super::counts::{InterfaceReport, SourceCounts};
 use crate::capture::{CaptureError, FileFilter, FileSource, Frame, LiveSource};
 use crate::decode::{linktype, Decoded, Decoder, PacketMeta};
+use crate::ports::{PortDirectory, PortReader};
 use crate::sample::{PacketSample, PortTable, SamplingConfig};
 
 /// Packets per batch.
@@ -49,6 +50,8 @@ pub struct SourceSetup {
     pub source_index: u32,
     /// Seed of the samplers (fixed, so a replay samples the same packets).
     pub seed: u64,
+    /// Port map: frames are attributed to the ports behind their MACs.
+    pub ports: Option<PortDirectory>,
 }
 
 /// Decodes frames into a batch and counts what is not IP.
@@ -57,12 +60,13 @@ struct Batcher {
     filter: Option<FileFilter>,
     flow_sampler: Option<Sampler>,
     packet_sampler: Option<Sampler>,
+    ports: Option<PortReader>,
     /// Capture drops of this source so far (live), for samples.
     drops: u32,
     metas: Vec<PacketMeta>,
     samples: Vec<PacketSample>,
     counts: SourceCounts,
-    ports: PortTable,
+    port_counts: PortTable,
     tx: Sender<SourceMsg>,
 }
 
@@ -76,12 +80,13 @@ impl Batcher {
             packet_sampler: setup
                 .packet_sampling
                 .map(|s| Sampler::new(s.rate, setup.seed ^ 0x5f10)),
+            ports: setup.ports.as_ref().map(PortDirectory::reader),
             setup,
             drops: 0,
             metas: Vec::with_capacity(BATCH),
             samples: Vec::new(),
             counts: SourceCounts::default(),
-            ports: PortTable::default(),
+            port_counts: PortTable::default(),
             tx,
         })
     }
@@ -95,13 +100,28 @@ impl Batcher {
                 return Ok(true);
             }
         }
+        let (dst_mac, src_mac) = match (f.linktype, f.data) {
+            (linktype::ETHERNET, [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, ..]) => (
+                [*d0, *d1, *d2, *d3, *d4, *d5],
+                [*s0, *s1, *s2, *s3, *s4, *s5],
+            ),
+            _ => ([0; 6], [0; 6]),
+        };
+        // The switch port the frame came in on (behind its source MAC) and went out on.
+        let (in_port, out_port) = match &mut self.ports {
+            Some(reader) => {
+                let map = reader.map();
+                (map.lookup(&src_mac), map.lookup(&dst_mac))
+            }
+            None => (self.setup.source_index, 0),
+        };
         if self.setup.count_ports {
-            let dst_mac = match (f.linktype, f.data) {
-                (linktype::ETHERNET, [a, b, c, d, e, g, ..]) => [*a, *b, *c, *d, *e, *g],
-                _ => [0; 6],
-            };
-            self.ports
-                .count_frame(self.setup.source_index, 0, &dst_mac, f.info.wire_len);
+            self.port_counts
+                .count_frame(in_port, out_port, &dst_mac, f.info.wire_len);
+        }
+        let mut info = f.info;
+        if self.ports.is_some() {
+            info.in_if = in_port;
         }
         let to_flows = self.flow_sampler.as_mut().is_none_or(|s| s.should_sample());
         let to_sample = self
@@ -114,10 +134,10 @@ impl Batcher {
         }
         self.metas.push(PacketMeta::default());
         let slot = self.metas.last_mut().expect("just pushed");
-        let decoded = self.setup.decoder.decode(f.linktype, f.data, f.info, slot);
+        let decoded = self.setup.decoder.decode(f.linktype, f.data, info, slot);
         let meta = *slot;
         if to_sample {
-            self.take_sample(f, &meta);
+            self.take_sample(f, &meta, in_port, out_port);
         }
         match decoded {
             _ if !to_flows => {
@@ -137,7 +157,7 @@ impl Batcher {
         Ok(self.metas.len() < BATCH || self.flush())
     }
 
-    fn take_sample(&mut self, f: &Frame<'_>, m: &PacketMeta) {
+    fn take_sample(&mut self, f: &Frame<'_>, m: &PacketMeta, in_port: u32, out_port: u32) {
         let (Some(cfg), Some(sampler)) = (&self.setup.packet_sampling, &self.packet_sampler) else {
             return;
         };
@@ -149,8 +169,8 @@ impl Batcher {
             vlan_id: m.vlan_id,
             vlan_pcp: m.vlan_pcp,
             tunnel_id: m.tunnel_id,
-            in_port: self.setup.source_index,
-            out_port: 0,
+            in_port,
+            out_port,
             sampling_rate: sampler.rate(),
             sample_pool: sampler.sample_pool(),
             sequence: sampler.sequence_number(),
@@ -167,7 +187,7 @@ impl Batcher {
             metas: std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH)),
             samples: std::mem::take(&mut self.samples),
             counts: std::mem::take(&mut self.counts),
-            ports: std::mem::take(&mut self.ports),
+            ports: std::mem::take(&mut self.port_counts),
         };
         self.tx.send(msg).is_ok()
     }

@@ -220,6 +220,14 @@ pub struct PortDirectory {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for PortDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortDirectory")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PortDirectory {
     /// A directory that never changes (a static map, tests).
     pub fn fixed(map: PortMap) -> PortDirectory {
