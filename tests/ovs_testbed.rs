@@ -10,18 +10,27 @@
 //!   (plus iperf3's one 4-byte connect datagram) at packets × IP datagram size bytes; ICMP
 //!   echo and DNS-like exchanges exactly; every VM pair that exchanged traffic in both
 //!   directions;
-//! - TCP frame bytes agree with OVS's own port statistics (`ovs-ofctl dump-ports`) within 1 %.
+//! - TCP frame bytes agree with OVS's own port statistics (`ovs-ofctl dump-ports`) within 1 %;
+//! - side by side with Open vSwitch's own sFlow agent on the same bridge at the same rate
+//!   (1-in-64), both streams into one pmacct sfacctd: per direction of the iperf3 streams, each
+//!   agent's estimate (sampled packets × 64) agrees with the true count within 4 binomial
+//!   standard deviations, and the two agents agree with each other within the combined bound.
 //!
-//! Needs root, Open vSwitch (`openvswitch-switch`), iperf3, iproute2, ethtool, python3: without
-//! them the test fails with the testbed's message. One #[test] only: one ovs-vswitchd per
+//! Needs root, Open vSwitch (`openvswitch-switch`), iperf3, iproute2, ethtool, python3 and
+//! pmacct (sfacctd): without them the test fails with a message naming the tool. One #[test] only: one ovs-vswitchd per
 //! machine (the script also makes concurrent callers take turns).
+
+mod sflow_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use sflow_support::{udp_socket_state, wait_for, Sfacctd};
 
 use mirrorflow::ports::{self, DirectoryConfig, OvsConfig, PortDirectory, StaticPort};
 use serde_json::Value;
@@ -35,23 +44,25 @@ struct Testbed {
     env: HashMap<String, String>,
 }
 
-fn script(cmd: &str, dir: &Path) -> std::process::Output {
+fn script(cmd: &str, dir: &Path, env: &[(&str, String)]) -> std::process::Output {
     Command::new("bash")
         .arg(SCRIPT)
         .arg(cmd)
         .arg(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run bash {SCRIPT}: {e}"))
 }
 
 impl Testbed {
-    fn up() -> Testbed {
+    /// `up` with `env` (e.g. `SFLOW_TARGET`) in the script's environment.
+    fn up(env: &[(&str, String)]) -> Testbed {
         let mut bed = Testbed {
             dir: tempfile::Builder::new().prefix("mft-").tempdir().unwrap(),
             env: HashMap::new(),
         };
-        let out = script("up", bed.dir.path());
+        let out = script("up", bed.dir.path(), env);
         assert!(
             out.status.success(),
             "ovs-testbed.sh up failed ({}): {}",
@@ -82,7 +93,7 @@ impl Testbed {
     }
 
     fn traffic(&self) -> PathBuf {
-        let out = script("traffic", self.dir.path());
+        let out = script("traffic", self.dir.path(), &[]);
         assert!(
             out.status.success(),
             "ovs-testbed.sh traffic failed ({}): {}",
@@ -134,7 +145,7 @@ impl Drop for Testbed {
                 }
             }
         }
-        let out = script("down", self.dir.path());
+        let out = script("down", self.dir.path(), &[]);
         if !out.status.success() {
             eprintln!(
                 "ovs-testbed.sh down failed: {}",
@@ -151,12 +162,13 @@ struct Probe {
 }
 
 impl Probe {
-    fn start(iface: &str, json: &Path, stats: &Path) -> Probe {
+    fn start(iface: &str, json: &Path, stats: &Path, extra: &[String]) -> Probe {
         let mut child = Command::new(BIN)
             .args(["-i", iface, "--json"])
             .arg(json)
             .arg("--stats-json")
             .arg(stats)
+            .args(extra)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -263,14 +275,41 @@ impl Flows {
     }
 }
 
+/// 1-in-N of both sFlow agents.
+const SFLOW_RATE: u64 = 64;
+/// mirrorflow's agent address: OVS's is 127.0.0.1 (`agent=lo`); sfacctd's `peer_src_ip`.
+const MIRRORFLOW_AGENT: &str = "192.0.2.1";
+const OVS_AGENT: &str = "127.0.0.1";
+
 #[test]
 fn open_vswitch_mirror_testbed() {
-    let bed = Testbed::up();
     let work = tempfile::tempdir().unwrap();
+    let sfacctd = Sfacctd::start(
+        work.path(),
+        "peer_src_ip,src_host,dst_host,src_port,dst_port,proto",
+    );
+    let (_, sfacctd_drops) = udp_socket_state(sfacctd.port).unwrap();
+    let target = format!("127.0.0.1:{}", sfacctd.port);
+    let bed = Testbed::up(&[
+        ("SFLOW_TARGET", target.clone()),
+        ("SFLOW_SAMPLING", SFLOW_RATE.to_string()),
+    ]);
+    assert_eq!(bed.get("SFLOW_TARGET"), target);
     let json = work.path().join("flows.jsonl");
     let stats = work.path().join("stats.json");
 
-    let probe = Probe::start(bed.get("CAPTURE_IF"), &json, &stats);
+    let sflow_args = [
+        "--sflow",
+        &target,
+        "--sflow-sampling",
+        &SFLOW_RATE.to_string(),
+        "--sflow-polling",
+        "1",
+        "--agent-address",
+        MIRRORFLOW_AGENT,
+    ]
+    .map(String::from);
+    let probe = Probe::start(bed.get("CAPTURE_IF"), &json, &stats, &sflow_args);
     let mirror_before = bed.dump_ports();
     let traffic = bed.traffic();
     let mirror_after = bed.dump_ports();
@@ -311,6 +350,9 @@ fn open_vswitch_mirror_testbed() {
     icmp_and_dns_are_exact(&bed, &flows);
     pairs_appear_in_both_directions(&bed, &flows);
     tcp_bytes_agree_with_ovs_port_statistics(&bed, &flows, &traffic);
+    sflow_estimates_agree_with_open_vswitchs_agent(&bed, &flows, &report, &sfacctd);
+    let (_, drops) = udp_socket_state(sfacctd.port).unwrap();
+    assert_eq!(drops, sfacctd_drops, "sfacctd's socket dropped datagrams");
 }
 
 fn port_map_from_open_vswitch(bed: &Testbed) {
@@ -572,5 +614,184 @@ fn tcp_bytes_agree_with_ovs_port_statistics(bed: &Testbed, flows: &Flows, traffi
             delta(client, 1) >= up_l2,
             "{name}: OVS counts everything the client sent"
         );
+    }
+}
+
+/// Sampled packets per (agent, src, dst, src port, dst port, protocol) in sfacctd's output,
+/// summed over every purge so far.
+type SampleKey = (IpAddr, IpAddr, IpAddr, u16, u16, u8);
+
+fn sfacctd_samples(sfacctd: &Sfacctd) -> HashMap<SampleKey, u64> {
+    let mut map = HashMap::new();
+    for r in sfacctd.rows() {
+        let col = |c: &str| {
+            r.get(c)
+                .unwrap_or_else(|| panic!("no column {c} in sfacctd row {r:?}"))
+        };
+        let proto = match col("PROTOCOL").as_str() {
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            "ipv6-icmp" => 58,
+            n => n.parse().unwrap_or(255),
+        };
+        let key = (
+            col("PEER_SRC_IP").parse().unwrap(),
+            col("SRC_IP").parse().unwrap(),
+            col("DST_IP").parse().unwrap(),
+            col("SRC_PORT").parse().unwrap(),
+            col("DST_PORT").parse().unwrap(),
+            proto,
+        );
+        *map.entry(key).or_default() += col("PACKETS").parse::<u64>().unwrap();
+    }
+    map
+}
+
+fn agent_total(samples: &HashMap<SampleKey, u64>, agent: IpAddr) -> u64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.0 == agent)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Both agents sample the same population, each frame the bridge switched once:
+/// - Open vSwitch samples at ingress only. `xlate_actions` (ofproto-dpif-xlate.c) puts the sFlow
+///   `sample` action first in the datapath actions of every packet "really received by the
+///   bridge" (not after recirculation, not on a port reserved for mirroring); the netdev
+///   datapath executes it per packet with probability `UINT32_MAX / 64` (odp-execute.c,
+///   `random_uint32()`), and the upcall hands the sample to the sFlow agent in the same
+///   thread. A VM → VM frame enters the bridge once, at the sender's port, so it is sampled
+///   once, whatever the ports it leaves by; the mirror's copy is an output and is not sampled.
+///   Frames the bridge never read (packet socket drops) are neither sampled nor mirrored.
+/// - mirrorflow samples each frame the mirror delivers once; the mirror copies each switched
+///   frame once (asserted above: mirror tx = frames captured).
+///
+/// So like is compared with like by keying both on the 5-tuple of one direction of one
+/// stream: the truth is mirrorflow's unsampled flow records of that direction, each estimate
+/// is its agent's sampled packets × 64. Sampling each of n packets with p = 1/64 gives
+/// binomially many samples: the estimate's standard deviation is σ = √(n·p·(1−p)) / p, the
+/// bound for one agent 4σ and for the difference of the two independent agents 4·√2·σ.
+fn sflow_estimates_agree_with_open_vswitchs_agent(
+    bed: &Testbed,
+    flows: &Flows,
+    report: &Value,
+    sfacctd: &Sfacctd,
+) {
+    let sink = report["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with("sflow:"))
+        .unwrap_or_else(|| panic!("no sflow sink in --stats-json: {report}"));
+    let sent = sink["records_written"].as_u64().unwrap();
+    assert_eq!(sink["records_dropped"], 0, "{sink}");
+    let (mf, ovs): (IpAddr, IpAddr) = (
+        MIRRORFLOW_AGENT.parse().unwrap(),
+        OVS_AGENT.parse().unwrap(),
+    );
+    // mirrorflow flushed its samples when it stopped: complete once sfacctd has them all.
+    // Open vSwitch's agent sends what it has buffered once a second (sfl_agent_tick) and
+    // says nothing about its count: complete once its total has not changed for 3 s (three
+    // ticks, three sfacctd purges) after mirrorflow's stream is complete.
+    let mut last = (0, 0);
+    let mut changed = Instant::now();
+    let complete = wait_for(Duration::from_secs(60), || {
+        let s = sfacctd_samples(sfacctd);
+        let now = (agent_total(&s, mf), agent_total(&s, ovs));
+        if now != last {
+            last = now;
+            changed = Instant::now();
+        }
+        now.0 >= sent && now.1 > 0 && changed.elapsed() >= Duration::from_secs(3)
+    });
+    eprintln!(
+        "sflow: mirrorflow sent {sent} flow samples; sfacctd has {} from mirrorflow, {} from Open vSwitch",
+        last.0, last.1
+    );
+    assert!(
+        complete && last.0 == sent,
+        "sfacctd has {} of mirrorflow's {sent} samples and {} of Open vSwitch's: {}",
+        last.0,
+        last.1,
+        sfacctd.log()
+    );
+    let samples = sfacctd_samples(sfacctd);
+    let p = 1.0 / SFLOW_RATE as f64;
+    for (name, client, server, ip, proto) in [
+        ("udp4", 2, 3, "IP4", 17),
+        ("udp6-vlan", 4, 5, "IP6", 17),
+        ("tcp4", 1, 2, "IP4", 6),
+        ("tcp6", 3, 1, "IP6", 6),
+    ] {
+        let c: IpAddr = bed.vm(client, ip).parse().unwrap();
+        let s: IpAddr = bed.vm(server, ip).parse().unwrap();
+        // The UDP reverse direction is one datagram: only the TCP streams have two big ones.
+        let directions: &[(&str, IpAddr, IpAddr, bool)] = if proto == 6 {
+            &[("to server", c, s, true), ("to client", s, c, false)]
+        } else {
+            &[("to server", c, s, true)]
+        };
+        for &(way, src, dst, to_server) in directions {
+            let port_ok = |sp: u64, dp: u64| {
+                if to_server {
+                    dp == 5201
+                } else {
+                    sp == 5201
+                }
+            };
+            let n = flows.sum("packets", |f| {
+                f["src_addr"]
+                    .as_str()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    == Some(src)
+                    && f["dst_addr"]
+                        .as_str()
+                        .and_then(|a| a.parse::<IpAddr>().ok())
+                        == Some(dst)
+                    && f["protocol"] == proto
+                    && port_ok(
+                        f["src_port"].as_u64().unwrap_or(0),
+                        f["dst_port"].as_u64().unwrap_or(0),
+                    )
+            });
+            let sampled = |agent: IpAddr| -> u64 {
+                samples
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.0 == agent
+                            && (k.1, k.2, k.5) == (src, dst, proto)
+                            && port_ok(u64::from(k.3), u64::from(k.4))
+                    })
+                    .map(|(_, n)| n)
+                    .sum()
+            };
+            let (ovs_est, mf_est) = (sampled(ovs) * SFLOW_RATE, sampled(mf) * SFLOW_RATE);
+            let sigma = (n as f64 * p * (1.0 - p)).sqrt() / p;
+            let (one, both) = (4.0 * sigma, 4.0 * 2f64.sqrt() * sigma);
+            let off = |est: u64| est as f64 - n as f64;
+            eprintln!(
+                "sflow {name} {way} {src} → {dst}: true {n} packets; Open vSwitch estimates {ovs_est} \
+                 ({:+.0}), mirrorflow {mf_est} ({:+.0}); σ {sigma:.0}, bound 4σ {one:.0}, \
+                 between the agents 4√2σ {both:.0} (difference {:+})",
+                off(ovs_est),
+                off(mf_est),
+                mf_est as i64 - ovs_est as i64
+            );
+            assert!(n > 100, "{name} {way}: only {n} packets");
+            assert!(
+                off(ovs_est).abs() <= one,
+                "{name} {way}: Open vSwitch estimates {ovs_est}, true {n}, bound {one:.0}"
+            );
+            assert!(
+                off(mf_est).abs() <= one,
+                "{name} {way}: mirrorflow estimates {mf_est}, true {n}, bound {one:.0}"
+            );
+            assert!(
+                (mf_est as f64 - ovs_est as f64).abs() <= both,
+                "{name} {way}: mirrorflow {mf_est} vs Open vSwitch {ovs_est}, bound {both:.0}"
+            );
+        }
     }
 }
