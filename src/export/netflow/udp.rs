@@ -3,12 +3,12 @@
 //! in [`Status`]; it never stops the sink.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Instant;
 
 use super::log::LOG_INTERVAL;
 use super::pacing::TokenBucket;
-use super::{resolve, Status};
+use super::Status;
 
 /// A connected UDP socket towards one collector, opened lazily and reopened at most once
 /// per [`LOG_INTERVAL`] after a failure.
@@ -34,19 +34,7 @@ impl UdpTransport {
     }
 
     fn open(&self) -> io::Result<UdpSocket> {
-        let mut last = None;
-        for addr in resolve(&self.host, self.port)? {
-            let local: SocketAddr = if addr.is_ipv6() {
-                (Ipv6Addr::UNSPECIFIED, 0).into()
-            } else {
-                (Ipv4Addr::UNSPECIFIED, 0).into()
-            };
-            match UdpSocket::bind(local).and_then(|s| s.connect(addr).map(|()| s)) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("no address")))
+        crate::export::udp::open(&self.host, self.port)
     }
 
     /// (Re)connects unless a socket exists or the last try was under a second ago.
