@@ -283,10 +283,10 @@ pub fn main() -> ExitCode {
     }
     for s in &report.sinks {
         if let Some(e) = &s.error {
-            code = fail(
-                1,
-                format!("{e} ({} records not written)", s.records_dropped),
-            );
+            code = match s.records_dropped {
+                0 => fail(1, e),
+                n => fail(1, format!("{e} ({n} records not written)")),
+            };
         }
     }
     // After a file, /metrics stays up (to be scraped and watched) until SIGINT or SIGTERM.
