@@ -45,7 +45,14 @@ pub fn ifindex(iface: &str) -> Option<u32> {
 fn live_error(iface: &str, e: pcap::Error) -> CaptureError {
     let mut message = e.to_string();
     if message.contains("ermission") || message.contains("not permitted") {
-        message.push_str(" (capturing needs root or the CAP_NET_RAW capability)");
+        // CAP_NET_RAW alone suffices, promiscuous mode included (PACKET_MR_PROMISC is a
+        // packet-socket option, not an interface flag change).
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "mirrorflow".into());
+        message.push_str(&format!(
+            " (capturing needs root or the CAP_NET_RAW capability: setcap cap_net_raw+ep {exe})"
+        ));
     }
     CaptureError::Live {
         iface: iface.to_string(),
