@@ -231,14 +231,19 @@ pub fn main() -> ExitCode {
     };
     for nf in &settings.netflow {
         match NetflowSink::new(nf.clone()) {
-            Ok(s) => sinks.add(Box::new(s), network_policy, 64),
+            Ok(s) => sinks.add(
+                Box::new(s.with_ports(settings.pipeline.ports.as_ref())),
+                network_policy,
+                64,
+            ),
             Err(e) => return fail(2, e),
         }
     }
     let mut sflow = settings.sflow.clone();
     crate::export::sflow::fill_default_agent(&mut sflow);
     for cfg in sflow {
-        sinks.add(Box::new(SflowSink::new(cfg)), network_policy, 64);
+        let sink = SflowSink::new(cfg).with_ports(settings.pipeline.ports.as_ref());
+        sinks.add(Box::new(sink), network_policy, 64);
     }
     let quiet = !sinks.is_empty();
     // Metrics last: the endpoint reads the live counts of every other sink.

@@ -14,22 +14,31 @@
 //! - side by side with Open vSwitch's own sFlow agent on the same bridge at the same rate
 //!   (1-in-64), both streams into one pmacct sfacctd: per direction of the iperf3 streams, each
 //!   agent's estimate (sampled packets × 64) agrees with the true count within 4 binomial
-//!   standard deviations, and the two agents agree with each other within the combined bound.
+//!   standard deviations, and the two agents agree with each other within the combined bound;
+//! - the probe, given the real database (`--ovsdb unix:DB_SOCK`), names the VMs everywhere:
+//!   every JSON flow between two VMs carries the sender's port, ifindex and VM id as
+//!   `in_port`/`in_if`/`in_vm` and the receiver's as `out_port`/`out_if`/`out_vm`; the IPFIX
+//!   records nfcapd stored carry the same ifindexes as ingress/egress interface (nfdump
+//!   `input_snmp`/`output_snmp`); the Prometheus per-port byte counters, labelled with the
+//!   port name and VM id, agree with the JSON flows' frame bytes per VM port and direction.
 //!
-//! Needs root, Open vSwitch (`openvswitch-switch`), iperf3, iproute2, ethtool, python3 and
-//! pmacct (sfacctd): without them the test fails with a message naming the tool. One #[test] only: one ovs-vswitchd per
+//! Needs root, Open vSwitch (`openvswitch-switch`), iperf3, iproute2, ethtool, python3, nfdump
+//! (nfcapd) and pmacct (sfacctd): without them the test fails with a message naming the tool. One #[test] only: one ovs-vswitchd per
 //! machine (the script also makes concurrent callers take turns).
 
+mod metrics_support;
+mod netflow_support;
 mod sflow_support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use netflow_support::Nfcapd;
 use sflow_support::{udp_socket_state, wait_for, Sfacctd};
 
 use mirrorflow::ports::{self, DirectoryConfig, OvsConfig, PortDirectory, StaticPort};
@@ -159,6 +168,8 @@ impl Drop for Testbed {
 struct Probe {
     child: Child,
     stderr: mpsc::Receiver<String>,
+    /// The `/metrics` address it announced (with `--metrics-listen`).
+    metrics: Option<SocketAddr>,
 }
 
 impl Probe {
@@ -182,12 +193,27 @@ impl Probe {
                 }
             }
         });
-        let probe = Probe { child, stderr: rx };
-        let first = probe
-            .stderr
-            .recv_timeout(Duration::from_secs(20))
-            .expect("mirrorflow said nothing within 20 s");
-        assert!(first.contains("capturing on"), "mirrorflow: {first}");
+        let mut probe = Probe {
+            child,
+            stderr: rx,
+            metrics: None,
+        };
+        // Start-up lines (the metrics address) come before "capturing on"; at most 10.
+        let mut seen = Vec::new();
+        loop {
+            let line = probe
+                .stderr
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("mirrorflow did not start capturing: {seen:?}"));
+            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                probe.metrics = Some(rest.trim_end_matches("/metrics").parse().unwrap());
+            }
+            if line.contains("capturing on") {
+                break;
+            }
+            seen.push(line);
+            assert!(seen.len() < 10, "mirrorflow: {seen:?}");
+        }
         probe
     }
 
@@ -297,6 +323,8 @@ fn open_vswitch_mirror_testbed() {
     assert_eq!(bed.get("SFLOW_TARGET"), target);
     let json = work.path().join("flows.jsonl");
     let stats = work.path().join("stats.json");
+    let nfcapd = Nfcapd::start();
+    open_vswitch_knows_every_vm(&bed);
 
     let sflow_args = [
         "--sflow",
@@ -307,13 +335,21 @@ fn open_vswitch_mirror_testbed() {
         "1",
         "--agent-address",
         MIRRORFLOW_AGENT,
+        "--ovsdb",
+        &format!("unix:{}", bed.get("DB_SOCK")),
+        "--ipfix",
+        &format!("127.0.0.1:{}", nfcapd.port),
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]
     .map(String::from);
     let probe = Probe::start(bed.get("CAPTURE_IF"), &json, &stats, &sflow_args);
     let mirror_before = bed.dump_ports();
     let traffic = bed.traffic();
     let mirror_after = bed.dump_ports();
+    let scrape = scrape_after_traffic(probe.metrics.expect("no metrics address"));
     let rest = probe.stop();
+    let (_nf_dir, nf_flows) = nfcapd.stop();
     eprintln!("mirrorflow: {rest}");
 
     port_map_from_open_vswitch(&bed);
@@ -345,7 +381,10 @@ fn open_vswitch_mirror_testbed() {
         received >= mirrored && received - mirrored <= 10,
         "mirrorflow received {received} frames, OVS mirrored {mirrored}"
     );
-    every_flow_came_in_on_the_capture_interface(&bed, &flows);
+    every_flow_came_in_on_its_vm_port(&bed, &flows);
+    json_names_the_vms_of_every_pair(&bed, &flows);
+    ipfix_interfaces_are_the_vm_ports(&bed, &nf_flows);
+    prometheus_port_bytes_agree_with_json(&bed, &flows, &scrape);
     udp_counts_equal_iperf3s(&bed, &flows, &traffic);
     icmp_and_dns_are_exact(&bed, &flows);
     pairs_appear_in_both_directions(&bed, &flows);
@@ -456,11 +495,202 @@ fn port_map_from_open_vswitch(bed: &Testbed) {
     );
 }
 
-fn every_flow_came_in_on_the_capture_interface(bed: &Testbed, flows: &Flows) {
+/// Polls the port map read straight from Open vSwitch until every VM's MAC maps to its port
+/// (vm3's only through MAC learning), so the probe's first map is complete.
+fn open_vswitch_knows_every_vm(bed: &Testbed) {
+    let mut cfg = DirectoryConfig::new(ports::DEFAULT_UNKNOWN_INDEX);
+    cfg.ovs = Some(OvsConfig::new(PathBuf::from(bed.get("DB_SOCK"))));
+    let mut missing = Vec::new();
+    let complete = wait_for(Duration::from_secs(10), || {
+        let map = ports::load(&cfg).expect("reading the port map").map;
+        missing = (1..=5)
+            .filter(|&n| {
+                let mac = ports::parse_mac(bed.vm(n, "MAC")).unwrap();
+                map.lookup(&mac) != bed.num(&format!("VM{n}_IFINDEX")) as u32
+            })
+            .collect();
+        missing.is_empty()
+    });
+    assert!(
+        complete,
+        "Open vSwitch does not know the ports of VMs {missing:?}"
+    );
+}
+
+/// The VM (1..=5) whose MAC is `mac`.
+fn vm_of_mac(bed: &Testbed, mac: &Value) -> Option<usize> {
+    (1..=5).find(|&n| mac == bed.vm(n, "MAC"))
+}
+
+/// With `--ovsdb`, a flow's ingress is the port behind its source MAC: a VM's bridge port for
+/// frames from a VM, the catch-all index 1 for anything else (e.g. the bridge's own port).
+fn every_flow_came_in_on_its_vm_port(bed: &Testbed, flows: &Flows) {
     assert!(!flows.0.is_empty());
-    let ifindex = bed.num("CAPTURE_IFINDEX");
+    let capture = bed.num("CAPTURE_IFINDEX");
+    let mut from_vms = 0;
     for f in &flows.0 {
-        assert_eq!(f["in_if"], ifindex, "{f}");
+        assert_ne!(f["in_if"], capture, "{f}");
+        match vm_of_mac(bed, &f["src_mac"]) {
+            Some(n) => {
+                assert_eq!(f["in_if"], bed.num(&format!("VM{n}_IFINDEX")), "{f}");
+                from_vms += 1;
+            }
+            None => assert_eq!(f["in_if"], u64::from(ports::DEFAULT_UNKNOWN_INDEX), "{f}"),
+        }
+    }
+    eprintln!(
+        "port map: {from_vms} of {} flows come from a VM's port",
+        flows.0.len()
+    );
+}
+
+/// Both directions of every VM pair that talked: all of its flows name the sender's port and
+/// VM as `in_*` and the receiver's as `out_*`.
+fn json_names_the_vms_of_every_pair(bed: &Testbed, flows: &Flows) {
+    for (a, b) in [(1, 2), (1, 3), (2, 3), (4, 5)] {
+        for (src, dst) in [(a, b), (b, a)] {
+            let pair = flows.matching(|f| {
+                f["src_mac"] == bed.vm(src, "MAC") && f["dst_mac"] == bed.vm(dst, "MAC")
+            });
+            assert!(!pair.is_empty(), "no flow vm{src} → vm{dst}");
+            for f in &pair {
+                let got = (
+                    &f["in_port"],
+                    &f["out_port"],
+                    &f["in_vm"],
+                    &f["out_vm"],
+                    &f["in_if"],
+                    &f["out_if"],
+                );
+                let want = (
+                    bed.vm(src, "PORT"),
+                    bed.vm(dst, "PORT"),
+                    bed.vm(src, "VM_ID"),
+                    bed.vm(dst, "VM_ID"),
+                    bed.num(&format!("VM{src}_IFINDEX")),
+                    bed.num(&format!("VM{dst}_IFINDEX")),
+                );
+                assert!(
+                    got.0 == want.0
+                        && got.1 == want.1
+                        && got.2 == want.2
+                        && got.3 == want.3
+                        && got.4 == want.4
+                        && got.5 == want.5,
+                    "vm{src} → vm{dst}: {got:?}, want {want:?}"
+                );
+            }
+            eprintln!(
+                "json vm{src} → vm{dst}: {} flows, in_port {} ({}) out_port {} ({})",
+                pair.len(),
+                bed.vm(src, "PORT"),
+                bed.vm(src, "VM_ID"),
+                bed.vm(dst, "PORT"),
+                bed.vm(dst, "VM_ID")
+            );
+        }
+    }
+}
+
+/// The VM (1..=5) that owns address `a` (IPv4 or IPv6).
+fn vm_of_addr(bed: &Testbed, a: &str) -> Option<usize> {
+    let a: IpAddr = a.parse().ok()?;
+    (1..=5).find(|&n| {
+        ["IP4", "IP6"]
+            .iter()
+            .any(|ip| bed.vm(n, ip).parse::<IpAddr>().ok() == Some(a))
+    })
+}
+
+/// Every IPFIX record between two VMs' addresses has the sender's port ifindex as ingress
+/// interface and the receiver's as egress interface, for every pair and direction.
+fn ipfix_interfaces_are_the_vm_ports(bed: &Testbed, dir: &Path) {
+    let out = Command::new("nfdump")
+        .arg("-R")
+        .arg(dir)
+        .args(["-o", "json"])
+        .output()
+        .expect("running nfdump");
+    assert!(
+        out.status.success(),
+        "nfdump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Value = serde_json::from_slice(&out.stdout).expect("nfdump -o json");
+    let records = records.as_array().expect("a JSON array");
+    let mut checked: HashMap<(usize, usize), u64> = HashMap::new();
+    for r in records {
+        let addr = |v4: &str, v6: &str| r[v4].as_str().or(r[v6].as_str()).unwrap_or("");
+        let (Some(src), Some(dst)) = (
+            vm_of_addr(bed, addr("src4_addr", "src6_addr")),
+            vm_of_addr(bed, addr("dst4_addr", "dst6_addr")),
+        ) else {
+            continue;
+        };
+        let got = (r["input_snmp"].as_u64(), r["output_snmp"].as_u64());
+        let want = (
+            Some(bed.num(&format!("VM{src}_IFINDEX"))),
+            Some(bed.num(&format!("VM{dst}_IFINDEX"))),
+        );
+        assert_eq!(got, want, "IPFIX vm{src} → vm{dst}: {r}");
+        *checked.entry((src, dst)).or_default() += 1;
+    }
+    for (a, b) in [(1, 2), (1, 3), (2, 3), (4, 5)] {
+        for (src, dst) in [(a, b), (b, a)] {
+            let n = checked.get(&(src, dst)).copied().unwrap_or(0);
+            eprintln!(
+                "ipfix vm{src} → vm{dst}: {n} records with in {} out {}",
+                bed.vm(src, "IFINDEX"),
+                bed.vm(dst, "IFINDEX")
+            );
+            assert!(n > 0, "nfcapd stored no record vm{src} → vm{dst}");
+        }
+    }
+}
+
+/// Polls `/metrics` until the counter snapshot's flow clock (wall time on a live capture) is
+/// a second past the end of the traffic, so the port counters include every traffic frame.
+fn scrape_after_traffic(addr: SocketAddr) -> String {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut text = String::new();
+    let done = wait_for(Duration::from_secs(20), || {
+        text = metrics_support::get(addr, "/metrics");
+        let samples = metrics_support::parse(&text);
+        metrics_support::sum(&samples, "mirrorflow_flow_clock_seconds", &[]) >= end + 1.0
+    });
+    assert!(done, "the flow clock did not pass {end} + 1 s:\n{text}");
+    text
+}
+
+/// Per VM port: `mirrorflow_port_bytes_total{port, vm, direction}` against the JSON flows'
+/// frame bytes (`l2_bytes`) with that port as `in_port` (direction in) or `out_port` (out).
+/// The counters also hold the few non-IP frames (ARP) that make no flow, and the scrape
+/// misses what came after its snapshot (stray multicast): they agree within 1 KiB.
+fn prometheus_port_bytes_agree_with_json(bed: &Testbed, flows: &Flows, scrape: &str) {
+    let samples = metrics_support::parse(scrape);
+    for n in 1..=5 {
+        let (port, vm) = (bed.vm(n, "PORT"), bed.vm(n, "VM_ID"));
+        for (direction, key) in [("in", "in_port"), ("out", "out_port")] {
+            let prom = metrics_support::sum(
+                &samples,
+                "mirrorflow_port_bytes_total",
+                &[("port", port), ("vm", vm), ("direction", direction)],
+            ) as u64;
+            let json = flows.sum("l2_bytes", |f| f[key] == port);
+            eprintln!(
+                "prometheus port {port} vm {vm} {direction}: {prom} bytes; json flows {json} bytes \
+                 (difference {:+})",
+                prom as i64 - json as i64
+            );
+            assert!(json > 0, "vm{n} {direction}: no JSON bytes");
+            assert!(
+                prom.abs_diff(json) <= 1024,
+                "vm{n} {direction}: Prometheus {prom} bytes vs JSON {json} bytes"
+            );
+        }
     }
 }
 

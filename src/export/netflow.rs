@@ -29,6 +29,7 @@ use mirrorflow_ipfix::{Encoder, EncoderConfig, ExporterStats, InterfaceInfo, Ver
 use super::{ExportError, Sink};
 use crate::flow::FlowRecord;
 use crate::pipeline::SourceSpec;
+use crate::ports::{PortDirectory, PortMap};
 use clock::Clock;
 use log::LogLimiter;
 use tcp::{Link, TcpTransport};
@@ -151,6 +152,24 @@ pub fn capture_interfaces(source: &SourceSpec) -> Vec<InterfaceInfo> {
     }
 }
 
+/// The interface options: the capture interfaces, then every port of the port map (name;
+/// description = the VM id, or "switch port" when it has none) whose index is not a capture
+/// interface's. The map holds at most [`crate::ports::MAX_PORTS`] ports.
+pub fn interfaces_with_ports(capture: &[InterfaceInfo], map: &PortMap) -> Vec<InterfaceInfo> {
+    let mut ifs = capture.to_vec();
+    for p in map.ports() {
+        if capture.iter().any(|c| c.index == p.index) {
+            continue;
+        }
+        ifs.push(InterfaceInfo {
+            index: p.index,
+            name: p.name.clone(),
+            description: p.vm.clone().unwrap_or_else(|| "switch port".to_string()),
+        });
+    }
+    ifs
+}
+
 /// What a sink has sent, for reports and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetflowCounters {
@@ -221,6 +240,9 @@ pub struct NetflowSink {
     recs: Vec<mirrorflow_ipfix::FlowRecord>,
     out: Vec<Vec<u8>>,
     stream: Vec<u8>,
+    /// The port map whose ports the interface options describe, and the generation of it
+    /// the encoder has.
+    ports: Option<(PortDirectory, u64)>,
 }
 
 impl NetflowSink {
@@ -267,6 +289,7 @@ impl NetflowSink {
             recs: Vec::with_capacity(CHUNK_RECORDS),
             out: Vec::new(),
             stream: Vec::new(),
+            ports: None,
             cfg,
         };
         match &mut sink.transport {
@@ -278,6 +301,38 @@ impl NetflowSink {
         Ok(sink)
     }
 
+    /// Describes the ports of `ports` (when given) in the interface options too, following
+    /// its changes: a new map is picked up before the next batch is encoded and so goes out
+    /// with the next template refresh.
+    pub fn with_ports(mut self, ports: Option<&PortDirectory>) -> NetflowSink {
+        // Generation 0 is never published: the first batch sets the interfaces.
+        self.ports = ports.map(|d| (d.clone(), 0));
+        self
+    }
+
+    /// The interfaces to describe now: the capture interfaces and the current map's ports.
+    fn interfaces(&self) -> Vec<InterfaceInfo> {
+        match &self.ports {
+            Some((dir, _)) => interfaces_with_ports(&self.cfg.interfaces, &dir.current()),
+            None => self.cfg.interfaces.clone(),
+        }
+    }
+
+    /// Hands the encoder the current map's ports when the map has changed.
+    fn follow_ports(&mut self) {
+        let Some((dir, seen)) = &self.ports else {
+            return;
+        };
+        let g = dir.generation();
+        if g != *seen {
+            let ifs = self.interfaces();
+            self.encoder.set_interfaces(ifs);
+            if let Some((_, seen)) = &mut self.ports {
+                *seen = g;
+            }
+        }
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> NetflowCounters {
         self.status.counters
@@ -286,7 +341,7 @@ impl NetflowSink {
     /// A fresh encoder for a new Transport Session: templates first, sequence from 0.
     fn restart_encoder(&mut self) {
         if let Ok(mut e) = Encoder::new(self.enc_cfg.clone()) {
-            e.set_interfaces(self.cfg.interfaces.clone());
+            e.set_interfaces(self.interfaces());
             self.encoder = e;
         }
     }
@@ -305,6 +360,7 @@ impl NetflowSink {
                 Link::Up => {}
             }
         }
+        self.follow_ports();
         self.recs.clear();
         let unknown_if = self.cfg.unknown_if_index;
         self.recs
@@ -497,6 +553,34 @@ mod tests {
         assert_eq!(lo.len(), 1, "unknown interfaces are left out");
         assert_eq!(lo[0].name, "lo");
         assert_ne!(lo[0].index, 0);
+    }
+
+    #[test]
+    fn map_ports_follow_the_capture_interfaces() {
+        use crate::ports::{Port, PortMapBuilder};
+        let capture = capture_interfaces(&SourceSpec::File("/tmp/x/trace.pcap".into()));
+        let mut b = PortMapBuilder::new(1);
+        for (index, name, vm) in [(11, "vm1-eth0", Some("vm1")), (12, "tap2", None)] {
+            b.add_port(Port {
+                index,
+                name: name.into(),
+                vm: vm.map(String::from),
+                ofport: None,
+            });
+        }
+        let ifs = interfaces_with_ports(&capture, &b.build());
+        let got: Vec<_> = ifs
+            .iter()
+            .map(|i| (i.index, i.name.as_str(), i.description.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "trace.pcap", "capture file /tmp/x/trace.pcap"),
+                (11, "vm1-eth0", "vm1"),
+                (12, "tap2", "switch port"),
+            ]
+        );
     }
 
     #[test]

@@ -107,9 +107,9 @@ specs! {
         "IP bytes of exported flow records.";
     TRAFFIC_PACKETS: Counter "mirrorflow_traffic_packets_total" ["in_if", "ip_version", "protocol", "direction"]
         "Packets of exported flow records.";
-    PORT_BYTES: Counter "mirrorflow_port_bytes_total" ["port", "direction"]
-        "Frame bytes by switch port: in = from the port's VM, out = to it.";
-    PORT_PACKETS: Counter "mirrorflow_port_packets_total" ["port", "direction", "cast"]
+    PORT_BYTES: Counter "mirrorflow_port_bytes_total" ["port", "vm", "direction"]
+        "Frame bytes by switch port (name and VM id from the port map): in = from the port's VM, out = to it.";
+    PORT_PACKETS: Counter "mirrorflow_port_packets_total" ["port", "vm", "direction", "cast"]
         "Frames by switch port, direction and destination class (unicast, multicast, broadcast).";
     TOP_TALKER_BYTES: Gauge "mirrorflow_top_talker_bytes" ["src", "dst"]
         "IP bytes of the heaviest conversations over the top-talker window (estimate, never low).";

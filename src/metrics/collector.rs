@@ -119,9 +119,9 @@ pub fn collect(st: &State) -> Vec<MetricFamily> {
     let mut bytes = Family::new(c::PORT_BYTES);
     let mut packets = Family::new(c::PORT_PACKETS);
     for row in st.port_rows() {
-        let (l, p) = (row.label.as_str(), &row.counters);
-        bytes.add(&[l, "in"], p.in_octets as f64);
-        bytes.add(&[l, "out"], p.out_octets as f64);
+        let (l, vm, p) = (row.label.as_str(), row.vm.as_str(), &row.counters);
+        bytes.add(&[l, vm, "in"], p.in_octets as f64);
+        bytes.add(&[l, vm, "out"], p.out_octets as f64);
         for (dir, cast, n) in [
             ("in", "unicast", p.in_unicast),
             ("in", "multicast", p.in_multicast),
@@ -130,7 +130,7 @@ pub fn collect(st: &State) -> Vec<MetricFamily> {
             ("out", "multicast", p.out_multicast),
             ("out", "broadcast", p.out_broadcast),
         ] {
-            packets.add(&[l, dir, cast], n as f64);
+            packets.add(&[l, vm, dir, cast], n as f64);
         }
     }
     out.push(bytes.finish());

@@ -130,11 +130,10 @@ impl Metrics {
                 Input::Live
             }
         };
-        let state = Arc::new(Mutex::new(State::new(
-            &cfg,
-            input,
-            pipeline.cache.max_flows as u64,
-        )));
+        let state = Arc::new(Mutex::new(
+            State::new(&cfg, input, pipeline.cache.max_flows as u64)
+                .with_ports(pipeline.ports.as_ref().map(|d| d.reader())),
+        ));
         let registry = prometheus::Registry::new();
         registry.register(Box::new(collector::StateCollector::new(state.clone())))?;
         #[cfg(target_os = "linux")]
@@ -191,6 +190,50 @@ mod tests {
         );
         assert_eq!(b, 1733);
         assert_eq!(series_bound(0, 0, 0, 0, 0), 169 + 112 + 8);
+    }
+
+    /// Ports the map knows are labelled with its name and VM id; a name clash gets `@INDEX`.
+    #[test]
+    fn port_labels_come_from_the_port_map() {
+        use crate::ports::{Port, PortDirectory, PortMapBuilder};
+        let mut b = PortMapBuilder::new(1);
+        for (index, name, vm) in [(11, "vm1-eth0", Some("vm1")), (12, "other", None)] {
+            b.add_port(Port {
+                index,
+                name: name.into(),
+                vm: vm.map(String::from),
+                ofport: None,
+            });
+        }
+        let dir = PortDirectory::fixed(b.build());
+        let flags = MetricsFlags {
+            listen: Some("127.0.0.1:0".into()),
+            ..MetricsFlags::default()
+        };
+        let cfg = MetricsConfig::resolve(flags).unwrap().unwrap();
+        let mut st = State::new(&cfg, Input::File, 1000).with_ports(Some(dir.reader()));
+        let mut snap = CounterSnapshot::default();
+        for p in [1, 11, 12] {
+            let c = PortCounters {
+                in_octets: u64::from(p) * 100,
+                ..PortCounters::default()
+            };
+            snap.ports.ports.insert(p, c);
+        }
+        st.counters(&snap);
+        let rows: Vec<_> = st
+            .port_rows()
+            .into_iter()
+            .map(|r| (r.label, r.vm, r.counters.in_octets))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("file".to_string(), String::new(), 100),
+                ("vm1-eth0".to_string(), "vm1".to_string(), 1100),
+                ("other@12".to_string(), String::new(), 1200),
+            ]
+        );
     }
 
     /// Every label set filled past its cap: the rendered series reach the bound, not more.

@@ -12,6 +12,7 @@ use super::MetricsConfig;
 use crate::export::{CounterSnapshot, SinkStats};
 use crate::flow::FlowRecord;
 use crate::pipeline::Report;
+use crate::ports::PortReader;
 use crate::sample::{PortCounters, PortTable, OTHER_PORT};
 
 /// Where the frames come from, for the `interface` label of the capture metrics.
@@ -27,6 +28,8 @@ pub enum Input {
 #[derive(Clone, Debug, Default)]
 pub struct PortRow {
     pub label: String,
+    /// The port's VM id from the port map; empty when unknown (and for `other`).
+    pub vm: String,
     pub counters: PortCounters,
 }
 
@@ -49,8 +52,11 @@ pub struct State {
     pub latency: LatencyHistogram,
     /// Port label slots (first come, capped).
     port_slots: LabelSlots<u32>,
-    port_labels: Vec<String>,
+    /// `port` and `vm` label values per slot.
+    port_labels: Vec<(String, String)>,
     names: BTreeMap<u32, String>,
+    /// Port names and VM ids (`[[ports]]`, `--ovsdb`), when a port map is configured.
+    port_map: Option<PortReader>,
     /// Live counts of the sinks.
     pub sinks: Vec<Arc<SinkStats>>,
 }
@@ -86,7 +92,14 @@ impl State {
             },
             input,
             sinks: Vec::new(),
+            port_map: None,
         }
+    }
+
+    /// Labels ports with the names and VM ids of `ports` (the port map) where it knows them.
+    pub fn with_ports(mut self, ports: Option<PortReader>) -> State {
+        self.port_map = ports;
+        self
     }
 
     /// A batch of exported flow records.
@@ -128,16 +141,39 @@ impl State {
         self.finished |= snap.last;
         self.ports = snap.ports.clone();
         for &port in self.ports.ports.keys() {
-            if port == OTHER_PORT {
-                continue;
+            if port != OTHER_PORT {
+                self.port_slots.slot(port);
             }
-            let slot = self.port_slots.slot(port);
-            if slot == self.port_labels.len() && self.port_slots.value(slot).is_some() {
-                self.port_labels.push(match self.names.get(&port) {
-                    Some(n) => n.clone(),
-                    None => port.to_string(),
-                });
-            }
+        }
+        self.relabel_ports();
+    }
+
+    /// The `port` and `vm` labels of every slot: the port map's name and VM id when it knows
+    /// the port, else the interface name or the index. A name taken by an earlier slot (or
+    /// `other`) gets `@INDEX` appended, so no two slots share a label set. Relabelled at
+    /// every snapshot: a port first seen before the map knew it takes its name then.
+    fn relabel_ports(&mut self) {
+        let map = self.port_map.as_mut().map(|r| r.map());
+        let mut used = std::collections::HashSet::new();
+        used.insert(super::traffic::OTHER.to_string());
+        self.port_labels.clear();
+        let mut slot = 0;
+        while let Some(port) = self.port_slots.value(slot) {
+            let known = map.and_then(|m| m.port(port));
+            let name = match (known, self.names.get(&port)) {
+                (Some(p), _) => p.name.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => port.to_string(),
+            };
+            let name = if used.contains(&name) {
+                format!("{name}@{port}")
+            } else {
+                name
+            };
+            used.insert(name.clone());
+            let vm = known.and_then(|p| p.vm.clone()).unwrap_or_default();
+            self.port_labels.push((name, vm));
+            slot += 1;
         }
     }
 
@@ -146,8 +182,9 @@ impl State {
         let mut rows: Vec<PortRow> = self
             .port_labels
             .iter()
-            .map(|l| PortRow {
-                label: l.clone(),
+            .map(|(label, vm)| PortRow {
+                label: label.clone(),
+                vm: vm.clone(),
                 counters: PortCounters::default(),
             })
             .collect();
@@ -162,6 +199,7 @@ impl State {
         if let Some(c) = other {
             rows.push(PortRow {
                 label: super::traffic::OTHER.to_string(),
+                vm: String::new(),
                 counters: c,
             });
         }

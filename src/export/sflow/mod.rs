@@ -167,6 +167,8 @@ pub struct SflowSink {
     udp: UdpCollector,
     uptime: Uptime,
     ports: ports::Ports,
+    /// Port names from the port map (`[[ports]]`, `--ovsdb`), when there is one.
+    port_map: Option<crate::ports::PortReader>,
     /// Counter sample sequence number per port (data source).
     counter_seq: BTreeMap<u32, u32>,
     next_poll_ns: Option<u64>,
@@ -200,12 +202,19 @@ impl SflowSink {
             encoder,
             uptime,
             ports: ports::Ports::new(cfg.ports),
+            port_map: None,
             counter_seq: BTreeMap::new(),
             next_poll_ns: None,
             counters: SflowStats::default(),
             batch: Vec::new(),
             out: Vec::new(),
         }
+    }
+
+    /// Names the counter samples' ports from `ports` (the port map) where it knows them.
+    pub fn with_ports(mut self, ports: Option<&crate::ports::PortDirectory>) -> SflowSink {
+        self.port_map = ports.map(crate::ports::PortDirectory::reader);
+        self
     }
 
     /// The agent address the datagrams carry.
@@ -259,7 +268,8 @@ impl SflowSink {
 
     /// One counter sample per port of `table`.
     fn send_counters(&mut self, table: &PortTable) {
-        let infos = self.ports.describe(table.ports.keys().copied());
+        let map = self.port_map.as_mut().map(|r| r.map());
+        let infos = self.ports.describe(table.ports.keys().copied(), map);
         for (&port, c) in &table.ports {
             let seq = self.counter_seq.entry(port).or_insert(0);
             *seq = seq.wrapping_add(1);

@@ -11,8 +11,10 @@
 //! - `ethernet_counters` (0:2): all zero. The mirror copy carries no FCS, alignment or
 //!   collision information; the structure is sent because collectors expect it next to
 //!   the generic counters of an Ethernet port.
-//! - `port_name` (0:1005, sFlow host structures): the interface name (live), the capture
-//!   file's name (files), `other` for the bucket that holds ports beyond the table's cap.
+//! - `port_name` (0:1005, sFlow host structures): the port map's name for the port when a
+//!   port map (`[[ports]]`, `--ovsdb`) knows it, else the interface name (live) or the
+//!   capture file's name (files); `other` for the bucket that holds ports beyond the
+//!   table's cap.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +24,7 @@ use mirrorflow_sflow::{
     PortName,
 };
 
+use crate::ports::PortMap;
 use crate::sample::{PortCounters, OTHER_PORT};
 
 /// ifType ethernetCsmacd (IANAifType-MIB).
@@ -148,8 +151,13 @@ impl Ports {
         }
     }
 
-    /// Reads the state of every port in `ports` (one directory scan for live ports).
-    pub fn describe(&self, ports: impl Iterator<Item = u32>) -> BTreeMap<u32, IfInfo> {
+    /// Reads the state of every port in `ports` (one directory scan for live ports). A port
+    /// that `map` knows is named by it (the state still comes from its ifindex).
+    pub fn describe(
+        &self,
+        ports: impl Iterator<Item = u32>,
+        map: Option<&PortMap>,
+    ) -> BTreeMap<u32, IfInfo> {
         let names = match &self.source {
             PortSource::Live => sys_indexes(&self.root),
             PortSource::File(_) => BTreeMap::new(),
@@ -165,6 +173,13 @@ impl Ports {
                         status: 0,
                         ..IfInfo::unknown(format!("ifindex{p}"))
                     },
+                };
+                let info = match map.and_then(|m| m.port(p)) {
+                    Some(port) if p != OTHER_PORT => IfInfo {
+                        name: port.name.clone(),
+                        ..info
+                    },
+                    _ => info,
                 };
                 (p, info)
             })
@@ -225,7 +240,7 @@ mod tests {
             .find(|(_, n)| n == "lo")
             .map(|(ix, _)| ix)
             .expect("lo in /sys/class/net");
-        let d = ports.describe([lo, 0x00ff_fff0].into_iter());
+        let d = ports.describe([lo, 0x00ff_fff0].into_iter(), None);
         assert_eq!(d[&lo].name, "lo");
         assert_eq!(d[&lo].status, IF_STATUS_UP, "{:?}", d[&lo]);
         assert_eq!(d[&lo].speed, 0);
@@ -236,8 +251,26 @@ mod tests {
     #[test]
     fn files_name_their_port() {
         let ports = Ports::new(PortSource::file(Path::new("/tmp/x/trace.pcap")));
-        let d = ports.describe([1, OTHER_PORT].into_iter());
+        let d = ports.describe([1, OTHER_PORT].into_iter(), None);
         assert_eq!(d[&1], IfInfo::unknown("trace.pcap"));
+        assert_eq!(d[&OTHER_PORT].name, "other");
+    }
+
+    #[test]
+    fn the_port_map_names_its_ports() {
+        use crate::ports::{Port, PortMapBuilder};
+        let mut b = PortMapBuilder::new(1);
+        b.add_port(Port {
+            index: 11,
+            name: "vm1-eth0".into(),
+            vm: Some("vm1".into()),
+            ofport: Some(3),
+        });
+        let map = b.build();
+        let ports = Ports::new(PortSource::file(Path::new("/tmp/x/trace.pcap")));
+        let d = ports.describe([1, 11, OTHER_PORT].into_iter(), Some(&map));
+        assert_eq!(d[&11], IfInfo::unknown("vm1-eth0"));
+        assert_eq!(d[&1].name, "trace.pcap");
         assert_eq!(d[&OTHER_PORT].name, "other");
     }
 
