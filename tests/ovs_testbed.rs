@@ -21,9 +21,12 @@
 //!   records nfcapd stored carry the same ifindexes as ingress/egress interface (nfdump
 //!   `input_snmp`/`output_snmp`); the Prometheus per-port byte counters, labelled with the
 //!   port name and VM id, agree with the JSON flows' frame bytes per VM port and direction.
+//! - the NetFlow v9 export of the same probe, aggregated by pmacct's nfacctd per 5-tuple and
+//!   ingress/egress ifIndex, equals the JSON flows' packets and bytes per 5-tuple for all
+//!   traffic between VM addresses, with the sender's and receiver's port ifindexes.
 //!
 //! Needs root, Open vSwitch (`openvswitch-switch`), iperf3, iproute2, ethtool, python3, nfdump
-//! (nfcapd) and pmacct (sfacctd): without them the test fails with a message naming the tool. One #[test] only: one ovs-vswitchd per
+//! (nfcapd) and pmacct (sfacctd, nfacctd): without them the test fails with a message naming the tool. One #[test] only: one ovs-vswitchd per
 //! machine (the script also makes concurrent callers take turns).
 
 mod metrics_support;
@@ -38,7 +41,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netflow_support::Nfcapd;
+use netflow_support::{NfacctdCsv, Nfcapd};
 use sflow_support::{udp_socket_state, wait_for, Sfacctd};
 
 use mirrorflow::ports::{self, DirectoryConfig, OvsConfig, PortDirectory, StaticPort};
@@ -324,6 +327,7 @@ fn open_vswitch_mirror_testbed() {
     let json = work.path().join("flows.jsonl");
     let stats = work.path().join("stats.json");
     let nfcapd = Nfcapd::start();
+    let nfacctd = NfacctdCsv::start(NFACCTD_AGGREGATE);
     open_vswitch_knows_every_vm(&bed);
 
     let sflow_args = [
@@ -339,6 +343,8 @@ fn open_vswitch_mirror_testbed() {
         &format!("unix:{}", bed.get("DB_SOCK")),
         "--ipfix",
         &format!("127.0.0.1:{}", nfcapd.port),
+        "--netflow-v9",
+        &format!("127.0.0.1:{}", nfacctd.port),
         "--metrics-listen",
         "127.0.0.1:0",
     ]
@@ -351,6 +357,17 @@ fn open_vswitch_mirror_testbed() {
     let rest = probe.stop();
     let (_nf_dir, nf_flows) = nfcapd.stop();
     eprintln!("mirrorflow: {rest}");
+
+    let json_packets: u64 = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["packets"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    let (nfacctd_rows, nfacctd_log) = nfacctd.stop(json_packets);
 
     port_map_from_open_vswitch(&bed);
     let flows = Flows(
@@ -384,6 +401,7 @@ fn open_vswitch_mirror_testbed() {
     every_flow_came_in_on_its_vm_port(&bed, &flows);
     json_names_the_vms_of_every_pair(&bed, &flows);
     ipfix_interfaces_are_the_vm_ports(&bed, &nf_flows);
+    netflow_v9_equals_json_per_5_tuple(&bed, &flows, &nfacctd_rows, &nfacctd_log);
     prometheus_port_bytes_agree_with_json(&bed, &flows, &scrape);
     udp_counts_equal_iperf3s(&bed, &flows, &traffic);
     icmp_and_dns_are_exact(&bed, &flows);
@@ -1024,4 +1042,104 @@ fn sflow_estimates_agree_with_open_vswitchs_agent(
             );
         }
     }
+}
+
+/// nfacctd's aggregation of mirrorflow's NetFlow v9 export: the 5-tuple and the ingress /
+/// egress ifIndex (pmacct's `in_iface`/`out_iface` primitives, v9 INPUT_SNMP / OUTPUT_SNMP,
+/// RFC 3954 §8 fields 10 and 14).
+const NFACCTD_AGGREGATE: &str = "src_host,dst_host,src_port,dst_port,proto,in_iface,out_iface";
+
+/// (src, dst, src port, dst port, protocol); ICMP without ports (the type/code travel apart).
+type FiveTuple = (IpAddr, IpAddr, u16, u16, u8);
+
+fn five_tuple(src: IpAddr, dst: IpAddr, sp: u16, dp: u16, proto: u8) -> FiveTuple {
+    if matches!(proto, 1 | 58) {
+        (src, dst, 0, 0, proto)
+    } else {
+        (src, dst, sp, dp, proto)
+    }
+}
+
+/// Per 5-tuple between two VMs' addresses, the packets and bytes nfacctd aggregated from the
+/// NetFlow v9 export equal the JSON flows', and every such row carries the sender's port
+/// ifindex as `in_iface` and the receiver's as `out_iface`.
+fn netflow_v9_equals_json_per_5_tuple(
+    bed: &Testbed,
+    flows: &Flows,
+    rows: &[HashMap<String, String>],
+    log: &str,
+) {
+    for bad in ["malformed", "ERROR"] {
+        assert!(!log.contains(bad), "nfacctd logged {bad}: {log}");
+    }
+    let mut theirs: HashMap<FiveTuple, (u64, u64)> = HashMap::new();
+    let mut checked = 0;
+    for r in rows {
+        let col = |c: &str| {
+            r.get(c)
+                .unwrap_or_else(|| panic!("no column {c} in nfacctd row {r:?}"))
+        };
+        let (src, dst): (IpAddr, IpAddr) = (
+            col("SRC_IP").parse().unwrap(),
+            col("DST_IP").parse().unwrap(),
+        );
+        let (Some(a), Some(b)) = (
+            vm_of_addr(bed, &src.to_string()),
+            vm_of_addr(bed, &dst.to_string()),
+        ) else {
+            continue;
+        };
+        let got = (
+            col("IN_IFACE").parse::<u64>().unwrap(),
+            col("OUT_IFACE").parse::<u64>().unwrap(),
+        );
+        let want = (
+            bed.num(&format!("VM{a}_IFINDEX")),
+            bed.num(&format!("VM{b}_IFINDEX")),
+        );
+        assert_eq!(got, want, "NetFlow v9 vm{a} → vm{b}: {r:?}");
+        checked += 1;
+        let k = five_tuple(
+            src,
+            dst,
+            col("SRC_PORT").parse().unwrap(),
+            col("DST_PORT").parse().unwrap(),
+            col("PROTOCOL").parse().unwrap(),
+        );
+        let t = theirs.entry(k).or_default();
+        t.0 += col("PACKETS").parse::<u64>().unwrap();
+        t.1 += col("BYTES").parse::<u64>().unwrap();
+    }
+    let mut mine: HashMap<FiveTuple, (u64, u64)> = HashMap::new();
+    for f in &flows.0 {
+        let (Some(s), Some(d)) = (f["src_addr"].as_str(), f["dst_addr"].as_str()) else {
+            continue;
+        };
+        if vm_of_addr(bed, s).is_none() || vm_of_addr(bed, d).is_none() {
+            continue;
+        }
+        let u = |k: &str| f[k].as_u64().unwrap_or(0);
+        let k = five_tuple(
+            s.parse().unwrap(),
+            d.parse().unwrap(),
+            u("src_port") as u16,
+            u("dst_port") as u16,
+            u("protocol") as u8,
+        );
+        let t = mine.entry(k).or_default();
+        t.0 += u("packets");
+        t.1 += u("bytes");
+    }
+    let sum =
+        |m: &HashMap<FiveTuple, (u64, u64)>| m.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+    eprintln!(
+        "netflow v9 → nfacctd: {} VM↔VM 5-tuples, (packets, bytes) {:?} from {checked} rows \
+         with in/out ifindex checked; json {} 5-tuples {:?}",
+        theirs.len(),
+        sum(&theirs),
+        mine.len(),
+        sum(&mine)
+    );
+    assert!(mine.len() > 10, "only {} VM↔VM 5-tuples", mine.len());
+    assert_eq!(theirs, mine, "nfacctd (NetFlow v9) vs JSON per 5-tuple");
 }

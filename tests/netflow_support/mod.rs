@@ -422,3 +422,97 @@ pub fn gen_trace(path: &Path, packets: u64, flows: u64) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A running pmacct `nfacctd` (print plugin, CSV with a header, numeric protocols) on
+/// 127.0.0.1 aggregating by `aggregate` (e.g. `src_host,dst_host,src_port,dst_port,proto,
+/// in_iface,out_iface`); stopped with SIGINT (1.7.7 ignores SIGTERM), on which the plugin
+/// writes its cache a last time.
+pub struct NfacctdCsv {
+    pub child: Guard,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl NfacctdCsv {
+    pub fn start(aggregate: &str) -> NfacctdCsv {
+        require("nfacctd", &["-V"], "pmacct");
+        let dir = tempfile::tempdir().unwrap();
+        let (d, log) = (dir.path().to_path_buf(), dir.path().join("nfacctd.log"));
+        let (child, port) = start_udp_daemon("nfacctd", |port| {
+            let conf = d.join("nfacctd.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "daemonize: false\n\
+                     nfacctd_ip: 127.0.0.1\n\
+                     nfacctd_port: {port}\n\
+                     nfacctd_time_new: true\n\
+                     plugins: print[p]\n\
+                     aggregate[p]: {aggregate}\n\
+                     print_output[p]: csv\n\
+                     print_output_file[p]: {}\n\
+                     print_output_file_append[p]: true\n\
+                     print_num_protos[p]: true\n\
+                     print_refresh_time[p]: 1\n",
+                    d.join("flows.csv").display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(&log).unwrap();
+            Command::new("nfacctd")
+                .arg("-f")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting nfacctd")
+        });
+        NfacctdCsv { child, port, dir }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nfacctd.log")).unwrap_or_default()
+    }
+
+    /// Every whole CSV row printed so far (all purges), by column name (`SRC_IP`, …).
+    pub fn rows(&self) -> Vec<HashMap<String, String>> {
+        let mut text =
+            std::fs::read_to_string(self.dir.path().join("flows.csv")).unwrap_or_default();
+        text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+        let mut lines = text.lines();
+        let Some(header) = lines.next() else {
+            return Vec::new();
+        };
+        let cols: Vec<&str> = header.split(',').collect();
+        lines
+            .filter(|l| *l != header && !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                assert_eq!(f.len(), cols.len(), "nfacctd CSV row {l:?} vs {header:?}");
+                cols.iter()
+                    .zip(f)
+                    .map(|(c, v)| (c.to_string(), v.trim().to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn packets(&self) -> u64 {
+        self.rows()
+            .iter()
+            .filter_map(|r| r.get("PACKETS")?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits (at most 10 s) until the plugin has printed `packets` packets, stops nfacctd
+    /// with SIGINT and returns its rows and log.
+    pub fn stop(mut self, packets: u64) -> (Vec<HashMap<String, String>>, String) {
+        wait_for(Duration::from_secs(10), || self.packets() >= packets);
+        self.child.signal("INT");
+        let status = self.child.wait_exit(Duration::from_secs(30));
+        let log = self.log();
+        assert!(status.is_some(), "nfacctd ignored SIGINT: {log}");
+        (self.rows(), log)
+    }
+}
