@@ -155,3 +155,55 @@ fn sigterm_stops_a_capture_on_an_idle_wire() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// Packets 1.5 s apart with a 2 s idle timeout: one record per direction. A frame held back
+/// by the capture (or expiry running on the raw wall clock) would split the flow.
+#[test]
+fn pauses_shorter_than_the_idle_timeout_do_not_split_a_live_flow() {
+    let bed = Testbed::new();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("pauses.jsonl");
+    let mut probe = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.b,
+            BIN,
+            "-i",
+            "vB",
+            "--idle-timeout",
+            "2",
+            "--json",
+        ])
+        .arg(&json)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mirrorflow");
+    let mut err = BufReader::new(probe.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on vB"), "{line}");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &bed.a,
+        "ping",
+        "-c",
+        "4",
+        "-i",
+        "1.5",
+        "-q",
+        "10.250.0.2",
+    ]);
+    sh(&["kill", "-TERM", &probe.id().to_string()]);
+    assert!(probe.wait().unwrap().success());
+    let flows: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|f: &serde_json::Value| f["protocol"] == 1)
+        .collect();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert!(flows.iter().all(|f| f["packets"] == 4), "{flows:?}");
+}

@@ -73,7 +73,11 @@ impl LiveSource {
             .promisc(cfg.promisc)
             .snaplen(cfg.snaplen as i32)
             .buffer_size(cfg.buffer_size as i32)
-            .immediate_mode(true)
+            // Not immediate mode: frames arrive in ring blocks that retire after the read
+            // timeout, so a source gets control (and flushes its batch) within about 100 ms of
+            // any frame; immediate mode hands over frames one by one but never times out, which
+            // held a source's last partial batch until the next frame.
+            .immediate_mode(false)
             .timeout(cfg.read_timeout_ms)
             .precision(pcap::Precision::Nano)
             .open()
@@ -126,9 +130,9 @@ impl LiveSource {
         }
     }
 
-    /// A handle that wakes this capture out of a blocking read from another thread.
-    /// libpcap's read timeout does not fire while the wire is idle (immediate mode on
-    /// TPACKET_V3), so shutdown must break the read explicitly.
+    /// A handle that wakes this capture out of a blocking read from another thread: on an
+    /// idle wire libpcap's read timeout never fires (TPACKET_V3 only wakes when a ring block
+    /// with a frame in it retires), so a stop must break the read explicitly.
     pub fn waker(&mut self) -> Waker {
         Waker(self.cap.breakloop_handle())
     }

@@ -81,6 +81,14 @@ const FLUSH_BATCH: usize = 8192;
 /// Seed of the samplers: fixed, so a replay samples the same packets every time.
 const SAMPLER_SEED: u64 = 0x006d_666c_6f77;
 
+/// How long after a stop the live sources are woken out of blocking reads (longer than the
+/// 100 ms ring-block timeout, so frames captured before the stop are delivered first).
+const WAKE_AFTER_STOP: Duration = Duration::from_millis(300);
+/// How far behind the wall clock live expiry runs. Frames reach this thread up to about
+/// 200 ms after capture (libpcap's 100 ms block timeout, then the sources' 100 ms batch
+/// flush); expiring on the raw wall clock would end flows whose next packets are in flight.
+const LIVE_CLOCK_LAG_NS: u64 = 1_000_000_000;
+
 fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -156,6 +164,7 @@ pub fn run(
     let mut interfaces: Vec<InterfaceReport> = Vec::new();
     let mut errors = Vec::new();
     let mut last_tick = Instant::now();
+    let mut stop_seen: Option<Instant> = None;
     let mut next_snapshot = 0u64;
     let mut batch_latency = crate::metrics::LatencyHistogram::default();
     let snapshot = |totals: &SourceCounts,
@@ -198,12 +207,16 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if live && shutdown.load(Ordering::Relaxed) {
-            // A capture blocked on an idle wire sees the flag only once woken.
-            wakers.iter().for_each(Waker::wake);
+            // Give the sources one ring-block timeout to hand over what was captured before
+            // the stop, then wake those blocked on an idle wire.
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if since.elapsed() >= WAKE_AFTER_STOP {
+                wakers.iter().for_each(Waker::wake);
+            }
         }
         if live {
             // A quiet wire still ages flows out.
-            cache.handle_timeout(wall_ns());
+            cache.handle_timeout(wall_ns().saturating_sub(LIVE_CLOCK_LAG_NS));
             sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();

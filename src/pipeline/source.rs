@@ -18,6 +18,8 @@ use crate::sample::{PacketSample, PortTable, SamplingConfig};
 pub const BATCH: usize = 1024;
 /// Longest a live batch waits before it is sent anyway.
 const LIVE_FLUSH: Duration = Duration::from_millis(100);
+/// Longest a live source keeps reading after a stop, to drain the kernel's ring.
+const DRAIN: Duration = Duration::from_millis(500);
 /// How often live interface statistics are read.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
@@ -328,6 +330,20 @@ pub fn run_live(
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
             b.drops = send_stats(&mut src, &tx);
+        }
+    }
+    // Drain what the kernel captured before the stop: frames wait in a ring block until the
+    // block retires (one read timeout), so read until a read comes back empty (bounded, for a
+    // busy wire).
+    let drain_until = Instant::now() + DRAIN;
+    while Instant::now() < drain_until {
+        match src.next_frame() {
+            Ok(Some(frame)) => {
+                if !matches!(b.push(&frame), Ok(true)) {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => break,
         }
     }
     b.flush();
