@@ -92,7 +92,11 @@ fn serves_after_the_end_of_a_file_until_sigterm() {
         p.child.try_wait().unwrap().is_none(),
         "exited at end of file"
     );
-    assert!(p.log().contains("until SIGINT or SIGTERM"), "{}", p.log());
+    // The metrics can show the input finished a moment before main says it will serve on.
+    let said = wait_for(Duration::from_secs(10), || {
+        p.log().contains("until SIGINT or SIGTERM")
+    });
+    assert!(said, "{}", p.log());
     let status = p.terminate();
     assert!(status.success(), "{status}; {}", p.log());
 
