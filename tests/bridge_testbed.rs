@@ -38,84 +38,25 @@
 mod metrics_support;
 mod netflow_support;
 mod sflow_support;
+mod testbed_support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use netflow_support::{nfdump_totals, Nfcapd};
 use serde_json::Value;
 use sflow_support::{udp_socket_state, wait_for, Sfacctd};
+use testbed_support::{Probe, Testbed};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorflow");
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/testbed/bridge-testbed.sh"
 );
 
-/// The testbed; torn down on drop, also after a failed assertion.
-struct Testbed {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
-
-fn script(cmd: &str, dir: &Path) -> std::process::Output {
-    Command::new("bash")
-        .arg(SCRIPT)
-        .arg(cmd)
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run bash {SCRIPT}: {e}"))
-}
-
+/// Linux bridge specifics of the shared [`Testbed`].
 impl Testbed {
-    fn up() -> Testbed {
-        let mut bed = Testbed {
-            dir: tempfile::Builder::new().prefix("mfb-").tempdir().unwrap(),
-            env: HashMap::new(),
-        };
-        let out = script("up", bed.dir.path());
-        assert!(
-            out.status.success(),
-            "bridge-testbed.sh up failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bed.env = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        bed
-    }
-
-    fn get(&self, key: &str) -> &str {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("testbed env has no {key}: {:?}", self.env))
-    }
-
-    fn vm(&self, n: usize, field: &str) -> &str {
-        self.get(&format!("VM{n}_{field}"))
-    }
-
-    fn traffic(&self) -> PathBuf {
-        let out = script("traffic", self.dir.path());
-        assert!(
-            out.status.success(),
-            "bridge-testbed.sh traffic failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.dir.path().join("traffic")
-    }
-
     /// Frames the mirror veth has sent: what tc mirrored.
     fn mirrored(&self) -> u64 {
         let path = format!(
@@ -127,104 +68,6 @@ impl Testbed {
             .trim()
             .parse()
             .unwrap()
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let out = script("down", self.dir.path());
-        if !out.status.success() {
-            eprintln!(
-                "bridge-testbed.sh down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-/// mirrorflow capturing on the mirror's peer; killed on drop if still running.
-struct Probe {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    /// The `/metrics` address it announced (with `--metrics-listen`).
-    metrics: Option<SocketAddr>,
-}
-
-impl Probe {
-    fn start(iface: &str, json: &Path, stats: &Path, extra: &[String]) -> Probe {
-        let mut child = Command::new(BIN)
-            .args(["-i", iface, "--json"])
-            .arg(json)
-            .arg("--stats-json")
-            .arg(stats)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting mirrorflow");
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut probe = Probe {
-            child,
-            stderr: rx,
-            metrics: None,
-        };
-        // Start-up lines (the metrics address) come before "capturing on"; at most 10.
-        let mut seen = Vec::new();
-        loop {
-            let line = probe
-                .stderr
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("mirrorflow did not start capturing: {seen:?}"));
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                probe.metrics = Some(rest.trim_end_matches("/metrics").parse().unwrap());
-            }
-            if line.contains("capturing on") {
-                break;
-            }
-            seen.push(line);
-            assert!(seen.len() < 10, "mirrorflow: {seen:?}");
-        }
-        probe
-    }
-
-    /// SIGTERM, then wait (at most 10 s) for a clean exit; returns the rest of stderr.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let mut status = None;
-        for _ in 0..200 {
-            status = self.child.try_wait().unwrap();
-            if status.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let Some(status) = status else {
-            let _ = self.child.kill();
-            panic!("mirrorflow did not stop within 10 s of SIGTERM");
-        };
-        let rest: Vec<String> = self.stderr.try_iter().collect();
-        assert!(status.success(), "mirrorflow: {status}: {rest:?}");
-        rest.join("\n")
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -258,7 +101,7 @@ fn linux_bridge_tc_mirror_testbed() {
     let sfacctd = Sfacctd::start(work.path(), "src_host,dst_host,src_port,dst_port,proto");
     let (_, sfacctd_drops) = udp_socket_state(sfacctd.port).unwrap();
     let nfcapd = Nfcapd::start();
-    let bed = Testbed::up();
+    let bed = Testbed::up(SCRIPT, "mfb-", &[]);
     let json = work.path().join("flows.jsonl");
     let stats = work.path().join("stats.json");
     let config = write_port_config(&bed, work.path());
