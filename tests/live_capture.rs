@@ -50,6 +50,42 @@ impl Testbed {
     }
 }
 
+impl Testbed {
+    /// mirrorflow capturing on vB (in namespace b) with `args`, once it says the capture is
+    /// open; its stderr for the rest.
+    fn probe(&self, args: &[&str]) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+        let mut probe = Command::new("ip")
+            .args(["netns", "exec", &self.b, BIN, "-i", "vB"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mirrorflow");
+        let mut err = BufReader::new(probe.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("capturing on vB"), "{line}");
+        (probe, err)
+    }
+
+    /// `count` echo requests from a to b, `interval` seconds apart.
+    fn ping(&self, count: &str, interval: &str) {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.a,
+            "ping",
+            "-c",
+            count,
+            "-i",
+            interval,
+            "-q",
+            "10.250.0.2",
+        ]);
+    }
+}
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
@@ -63,31 +99,8 @@ fn icmp_between_namespaces_is_captured_exactly() {
     let bed = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("live.jsonl");
-    let mut probe = Command::new("ip")
-        .args(["netns", "exec", &bed.b, BIN, "-i", "vB", "--json"])
-        .arg(&json)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting mirrorflow");
-    // Wait until the capture is open: mirrorflow says so on stderr.
-    let mut err = BufReader::new(probe.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on vB"), "{line}");
-
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &bed.a,
-        "ping",
-        "-c",
-        "5",
-        "-i",
-        "0.05",
-        "-q",
-        "10.250.0.2",
-    ]);
+    let (mut probe, mut err) = bed.probe(&["--json", json.to_str().unwrap()]);
+    bed.ping("5", "0.05");
     sh(&["kill", "-TERM", &probe.id().to_string()]);
     let status = probe.wait().unwrap();
     let mut rest = String::new();
@@ -129,16 +142,7 @@ fn icmp_between_namespaces_is_captured_exactly() {
 #[test]
 fn sigterm_stops_a_capture_on_an_idle_wire() {
     let bed = Testbed::new();
-    let mut probe = Command::new("ip")
-        .args(["netns", "exec", &bed.b, BIN, "-i", "vB", "-f", "udp port 9"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting mirrorflow");
-    let mut err = BufReader::new(probe.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on vB"), "{line}");
+    let (mut probe, _err) = bed.probe(&["-f", "udp port 9"]);
     sh(&["kill", "-TERM", &probe.id().to_string()]);
     // Nothing arrives on vB: the capture must be woken, not wait for a frame.
     let mut status = None;
@@ -163,39 +167,8 @@ fn pauses_shorter_than_the_idle_timeout_do_not_split_a_live_flow() {
     let bed = Testbed::new();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("pauses.jsonl");
-    let mut probe = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.b,
-            BIN,
-            "-i",
-            "vB",
-            "--idle-timeout",
-            "2",
-            "--json",
-        ])
-        .arg(&json)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting mirrorflow");
-    let mut err = BufReader::new(probe.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on vB"), "{line}");
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &bed.a,
-        "ping",
-        "-c",
-        "4",
-        "-i",
-        "1.5",
-        "-q",
-        "10.250.0.2",
-    ]);
+    let (mut probe, _err) = bed.probe(&["--idle-timeout", "2", "--json", json.to_str().unwrap()]);
+    bed.ping("4", "1.5");
     sh(&["kill", "-TERM", &probe.id().to_string()]);
     assert!(probe.wait().unwrap().success());
     let flows: Vec<serde_json::Value> = std::fs::read_to_string(&json)
