@@ -15,8 +15,7 @@ mod netflow_support;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
 use netflow_support::*;
 
@@ -31,103 +30,28 @@ fn key(mut k: Key) -> Key {
     k
 }
 
-struct Nfacctd {
-    child: Guard,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Nfacctd {
-    fn start() -> Nfacctd {
-        require("nfacctd", &["-V"], "pmacct");
-        let dir = tempfile::tempdir().unwrap();
-        let (d, log) = (dir.path().to_path_buf(), dir.path().join("nfacctd.log"));
-        let (child, port) = start_udp_daemon("nfacctd", |port| {
-            let conf = d.join("nfacctd.conf");
-            let out = d.join("flows.csv");
-            std::fs::write(
-                &conf,
-                format!(
-                    "daemonize: false\n\
-                     nfacctd_ip: 127.0.0.1\n\
-                     nfacctd_port: {port}\n\
-                     nfacctd_time_new: true\n\
-                     plugins: print[p]\n\
-                     aggregate[p]: src_host, dst_host, src_port, dst_port, proto\n\
-                     print_output[p]: csv\n\
-                     print_output_file[p]: {}\n\
-                     print_output_file_append[p]: true\n\
-                     print_num_protos[p]: true\n\
-                     print_refresh_time[p]: 1\n",
-                    out.display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(&log).unwrap();
-            Command::new("nfacctd")
-                .arg("-f")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("starting nfacctd")
-        });
-        Nfacctd { child, port, dir }
+/// The print plugin's rows summed per 5-tuple; every row must parse.
+fn totals(rows: &[HashMap<String, String>]) -> Totals {
+    let mut totals = Totals::new();
+    for r in rows {
+        let col = |c: &str| {
+            r.get(c)
+                .unwrap_or_else(|| panic!("no {c} in print plugin row {r:?}"))
+        };
+        let num = |c: &str| -> u64 { col(c).parse().unwrap_or_else(|_| panic!("bad {c}: {r:?}")) };
+        let addr =
+            |c: &str| -> IpAddr { col(c).parse().unwrap_or_else(|_| panic!("bad {c}: {r:?}")) };
+        let k = (
+            addr("SRC_IP"),
+            addr("DST_IP"),
+            num("SRC_PORT") as u16,
+            num("DST_PORT") as u16,
+            num("PROTOCOL") as u8,
+        );
+        let t = totals.entry(key(k)).or_default();
+        (t.0, t.1) = (t.0 + num("PACKETS"), t.1 + num("BYTES"));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nfacctd.log")).unwrap_or_default()
-    }
-
-    /// The print plugin's output so far, summed per 5-tuple. `strict`: every line must
-    /// parse (a file being appended to may end in half a line).
-    fn totals(&self, strict: bool) -> Option<Totals> {
-        let text = std::fs::read_to_string(self.dir.path().join("flows.csv")).ok()?;
-        let mut totals = Totals::new();
-        for line in text.lines() {
-            if line.starts_with("SRC_IP") || line.trim().is_empty() {
-                continue;
-            }
-            let c: Vec<&str> = line.split(',').collect();
-            let num = |i: usize| c.get(i)?.parse::<u64>().ok();
-            let addr = |i: usize| c.get(i)?.parse::<IpAddr>().ok();
-            let parsed = (|| {
-                let k = (
-                    addr(0)?,
-                    addr(1)?,
-                    num(2)? as u16,
-                    num(3)? as u16,
-                    num(4)? as u8,
-                );
-                (c.len() == 7).then_some((key(k), num(5)?, num(6)?))
-            })();
-            let Some((k, p, b)) = parsed else {
-                assert!(!strict, "bad print plugin line {line:?}");
-                continue;
-            };
-            let t = totals.entry(k).or_default();
-            (t.0, t.1) = (t.0 + p, t.1 + b);
-        }
-        Some(totals)
-    }
-
-    /// Waits until the plugin has printed `packets` packets (bounded), stops nfacctd
-    /// (SIGINT: the plugin writes its cache a last time) and returns its totals and log.
-    fn stop(mut self, packets: u64) -> (Totals, String) {
-        wait_for(Duration::from_secs(10), || {
-            self.totals(false)
-                .is_some_and(|t| t.values().map(|v| v.0).sum::<u64>() >= packets)
-        });
-        self.child.signal("INT");
-        let status = self.child.wait_exit(Duration::from_secs(30));
-        let log = self.log();
-        assert!(status.is_some(), "nfacctd ignored SIGINT: {log}");
-        let totals = self
-            .totals(true)
-            .unwrap_or_else(|| panic!("no print plugin output: {log}"));
-        (totals, log)
-    }
+    totals
 }
 
 /// One nfacctd at a time (two at once, on different ports, were seen holding records back
@@ -136,7 +60,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn compare(flag: &str) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let nfacctd = Nfacctd::start();
+    let nfacctd = NfacctdCsv::start("src_host, dst_host, src_port, dst_port, proto");
     let work = tempfile::tempdir().unwrap();
     let json = work.path().join("flows.jsonl");
     let out = mirrorflow()
@@ -154,7 +78,8 @@ fn compare(flag: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let flows = json_flows(&json);
-    let (theirs, log) = nfacctd.stop(flows.iter().map(|f| f.packets).sum());
+    let (rows, log) = nfacctd.stop(flows.iter().map(|f| f.packets).sum());
+    let theirs = totals(&rows);
     let mut mine = Totals::new();
     for f in &flows {
         let t = mine.entry(key(f.key)).or_default();
