@@ -104,6 +104,14 @@ pub struct Args {
     /// sFlow sub-agent id [default: 0].
     #[arg(long, value_name = "N")]
     pub sub_agent_id: Option<u32>,
+    /// Receive sFlow v5 from switches on ADDR:PORT (repeatable; IPv4 or [IPv6]); their flow
+    /// samples feed the flow cache, their counters the metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sflow_listen: Vec<String>,
+    /// Multiply the packet and byte counts of flows from sFlow by their sampling rate
+    /// (otherwise unscaled, with the rate announced in IPFIX / v9 sampling options).
+    #[arg(long)]
+    pub sflow_in_scale: bool,
     /// Serve Prometheus metrics on ADDR:PORT (`/metrics`, `/`, `/healthz`).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,
@@ -172,6 +180,8 @@ impl Args {
             sflow_polling: self.sflow_polling,
             agent_address: self.agent_address,
             sub_agent_id: self.sub_agent_id,
+            sflow_listen: (!self.sflow_listen.is_empty()).then_some(self.sflow_listen),
+            sflow_in_scale: self.sflow_in_scale.then_some(true),
             metrics_listen: self.metrics_listen,
             exit_at_eof: self.exit_at_eof.then_some(true),
             replay_speed: self.replay_speed,

@@ -12,13 +12,14 @@ use crate::export::{NetflowConfig, SflowConfig};
 use crate::flow::CacheConfig;
 use crate::pipeline::{PipelineConfig, SourceSpec};
 use crate::sample::SamplingConfig;
+use crate::sflow_in::{Limits, SflowIn, SflowInConfig};
 
 /// Usage and configuration errors (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {message}", path = .path.display())]
     File { path: PathBuf, message: String },
-    #[error("give either --interface or --read (not both, not neither)")]
+    #[error("give --interface and/or --sflow-listen, or --read alone")]
     Source,
     #[error("--{flag}: {message}")]
     Value { flag: &'static str, message: String },
@@ -59,6 +60,9 @@ pub struct FileConfig {
     pub sflow_polling: Option<u64>,
     pub agent_address: Option<String>,
     pub sub_agent_id: Option<u32>,
+    // sFlow input (src/sflow_in).
+    pub sflow_listen: Option<Vec<String>>,
+    pub sflow_in_scale: Option<bool>,
     // Metrics (src/metrics) and replay pacing.
     pub metrics_listen: Option<String>,
     pub exit_at_eof: Option<bool>,
@@ -197,6 +201,42 @@ fn sflow_collector(s: &str) -> Result<(String, u16), ConfigError> {
     }
 }
 
+/// `--sflow-listen` addresses: `ADDR:PORT` or `[V6ADDR]:PORT`, numeric.
+fn sflow_listen(v: Option<Vec<String>>) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+    v.unwrap_or_default()
+        .iter()
+        .map(|s| {
+            s.trim().parse().map_err(|_| ConfigError::Value {
+                flag: "sflow-listen",
+                message: format!("{s:?}: expected ADDR:PORT, e.g. 0.0.0.0:6343 or [::]:6343"),
+            })
+        })
+        .collect()
+}
+
+/// The `--sflow` collectors as relay targets of the sFlow input. A collector whose name
+/// does not resolve is left out of the relay with a one-line warning (its sFlow sink counts
+/// its own errors).
+fn relay_targets(collectors: &[SflowConfig]) -> Vec<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    collectors
+        .iter()
+        .filter_map(|c| {
+            let addr = (c.host.as_str(), c.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next());
+            if addr.is_none() {
+                eprintln!(
+                    "mirrorflow: sFlow relay to {}:{}: cannot resolve; not relayed",
+                    c.host, c.port
+                );
+            }
+            addr
+        })
+        .collect()
+}
+
 /// The sFlow collectors and the packet sampling they need (none without collectors).
 fn sflow_settings(
     f: SflowFlags,
@@ -295,11 +335,15 @@ impl Settings {
         let (sflow_f, sflow_c) = (SflowFlags::take(&mut f), SflowFlags::take(&mut c));
         let interfaces = f.interface.filter(|v| !v.is_empty()).or(c.interface);
         let read = f.read.or(c.read);
-        let source = match (interfaces, read) {
-            (Some(i), None) if !i.is_empty() => SourceSpec::Live(i),
-            (None, Some(r)) => SourceSpec::File(r),
+        let sflow_listen =
+            sflow_listen(f.sflow_listen.filter(|v| !v.is_empty()).or(c.sflow_listen))?;
+        let source = match (interfaces, read, sflow_listen.is_empty()) {
+            (Some(i), None, _) if !i.is_empty() => SourceSpec::Live(i),
+            (None, None, false) => SourceSpec::Live(Vec::new()),
+            (None, Some(r), true) => SourceSpec::File(r),
             _ => return Err(ConfigError::Source),
         };
+        let sflow_in_scale = f.sflow_in_scale.or(c.sflow_in_scale).unwrap_or(false);
         let snaplen = f.snaplen.or(c.snaplen).unwrap_or(DEFAULT_SNAPLEN);
         if !(64..=262_144).contains(&snaplen) {
             return Err(ConfigError::Value {
@@ -464,6 +508,14 @@ impl Settings {
                 counter_interval_ns: 1_000_000_000,
                 replay_speed,
                 ports: None,
+                sflow_in: (!sflow_listen.is_empty()).then(|| {
+                    SflowIn::new(SflowInConfig {
+                        listen: sflow_listen,
+                        scale: sflow_in_scale,
+                        relay: relay_targets(&sflow),
+                        limits: Limits::default(),
+                    })
+                }),
             },
             json: f.json.or(c.json),
             stats_json: f.stats_json.or(c.stats_json),

@@ -27,4 +27,6 @@ pub enum CaptureError {
     Live { iface: String, message: String },
     #[error("invalid capture filter {filter:?}: {message}")]
     Filter { filter: String, message: String },
+    #[error(transparent)]
+    SflowListen(#[from] crate::sflow_in::listener::ListenError),
 }

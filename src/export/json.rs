@@ -300,6 +300,7 @@ mod tests {
             },
             end_reason: reason,
             out_if: 0,
+            origin: None,
         }
     }
 

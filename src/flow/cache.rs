@@ -433,6 +433,7 @@ impl FlowCache {
             stats: e.stats(),
             end_reason: reason,
             out_if: 0,
+            origin: None,
         });
     }
 

@@ -11,7 +11,7 @@ mod record;
 
 pub use cache::{CacheConfig, CacheCounters, FlowCache};
 pub use frag::{FragCounters, FragTable, FRAG_TABLE_CAP, FRAG_TIMEOUT_NS};
-pub use record::{EndReason, FlowKey, FlowRecord, FlowStats};
+pub use record::{EndReason, FlowKey, FlowRecord, FlowStats, ORIGIN_BIT};
 
 /// TCP FIN and RST flag bits.
 pub const TCP_FIN: u8 = 0x01;

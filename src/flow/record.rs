@@ -40,6 +40,11 @@ impl EndReason {
     }
 }
 
+/// Set in `FrameInfo::in_if` (and so in the flow key) of packets sampled by an sFlow agent;
+/// the other bits are the id of their origin. Capture interfaces never reach it (ifIndexes
+/// and pcapng interface numbers are far smaller).
+pub const ORIGIN_BIT: u32 = 1 << 31;
+
 const KEY_IPV6: u8 = 1;
 const KEY_TUNNEL: u8 = 2;
 
@@ -83,6 +88,12 @@ impl FlowKey {
         } else {
             4
         }
+    }
+
+    /// The origin id of a flow built from sFlow samples: their `in_if` carries
+    /// [`ORIGIN_BIT`] and the id of the sample's [`crate::sflow_in::Origin`].
+    pub fn origin_id(&self) -> Option<u32> {
+        (self.in_if & ORIGIN_BIT != 0).then_some(self.in_if & !ORIGIN_BIT)
     }
 
     pub fn tunnel_id(&self) -> Option<u32> {
@@ -135,4 +146,7 @@ pub struct FlowRecord {
     /// Egress port (the port behind the destination MAC) when a port map is configured; 0
     /// otherwise. Resolved when the record is exported.
     pub out_if: u32,
+    /// For flows built from sFlow samples: the agent, data source, ports and sampling rate
+    /// (see [`FlowKey::origin_id`]). Resolved when the record is exported.
+    pub origin: Option<&'static crate::sflow_in::Origin>,
 }

@@ -313,6 +313,7 @@ mod tests {
             },
             end_reason: EndReason::Idle,
             out_if: 0,
+            origin: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! fragment table and flow cache and hands expired records to the sinks.
 
 mod counts;
+mod sflow;
 mod source;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub struct PipelineConfig {
     /// VM identity: when set, flows, samples and port counters are attributed to the ports
     /// behind the frames' source and destination MACs instead of the capture interface.
     pub ports: Option<PortDirectory>,
+    /// sFlow input (`--sflow-listen`): a source beside the live interfaces (or alone).
+    pub sflow_in: Option<crate::sflow_in::SflowIn>,
 }
 
 impl PipelineConfig {
@@ -70,6 +73,7 @@ impl PipelineConfig {
             counter_interval_ns: 1_000_000_000,
             replay_speed: None,
             ports: None,
+            sflow_in: None,
         }
     }
 }
@@ -113,6 +117,17 @@ pub fn run(
     let mut wakers = Vec::new();
     let live = matches!(cfg.source, SourceSpec::Live(_));
     let interest = sinks.interest();
+    if let Some(sflow) = &cfg.sflow_in {
+        let listener = crate::sflow_in::Listener::bind(&sflow.config.listen, &sflow.config.relay)?;
+        for a in listener.local_addrs() {
+            eprintln!("mirrorflow: receiving sFlow on {a}");
+        }
+        let (sflow, stop, tx) = (sflow.clone(), shutdown.clone(), tx.clone());
+        let decoder = cfg.decoder;
+        threads.push(spawn("sflow-in", move || {
+            sflow::run(listener, sflow, decoder, stop, tx)
+        }));
+    }
     let setup = |filter: Option<String>, source_index: u32| SourceSetup {
         decoder: cfg.decoder,
         filter,
@@ -156,7 +171,11 @@ pub fn run(
     }
     drop(tx);
 
-    let mut out_ports = cfg.ports.as_ref().map(PortDirectory::reader);
+    let mut out_ports = Resolver {
+        ports: cfg.ports.as_ref().map(PortDirectory::reader),
+        origins: cfg.sflow_in.as_ref().map(|s| s.origins.reader()),
+        scale: cfg.sflow_in.as_ref().is_some_and(|s| s.config.scale),
+    };
     let mut cache = FlowCache::new(cfg.cache);
     let mut frags = FragTable::default();
     let mut totals = SourceCounts::default();
@@ -259,15 +278,43 @@ pub fn run(
     Ok(report)
 }
 
-/// The records with each one's egress port filled in from its destination MAC.
+/// What the flow thread fills in when records leave the cache.
+struct Resolver {
+    ports: Option<PortReader>,
+    origins: Option<crate::sflow_in::OriginReader>,
+    /// Multiply the counts of sFlow flows by their sampling rate.
+    scale: bool,
+}
+
+/// The records with each one's egress port filled in from its destination MAC, and flows
+/// from sFlow with their origin (and, with `--sflow-in-scale`, scaled counts).
 fn resolved(
     mut records: Vec<crate::flow::FlowRecord>,
-    ports: &mut Option<PortReader>,
+    r: &mut Resolver,
 ) -> Vec<crate::flow::FlowRecord> {
-    if let Some(reader) = ports {
+    if let Some(reader) = &mut r.ports {
         let map = reader.map();
-        for r in &mut records {
-            r.out_if = map.lookup(&r.stats.dst_mac);
+        for rec in &mut records {
+            if rec.key.origin_id().is_none() {
+                rec.out_if = map.lookup(&rec.stats.dst_mac);
+            }
+        }
+    }
+    if let Some(origins) = &mut r.origins {
+        for rec in &mut records {
+            let Some(id) = rec.key.origin_id() else {
+                continue;
+            };
+            rec.origin = origins.get(id);
+            if let (true, Some(o)) = (r.scale, rec.origin) {
+                let n = u64::from(o.sampling_rate);
+                let s = &mut rec.stats;
+                (s.packets, s.bytes, s.l2_bytes) = (
+                    s.packets.saturating_mul(n),
+                    s.bytes.saturating_mul(n),
+                    s.l2_bytes.saturating_mul(n),
+                );
+            }
         }
     }
     records
