@@ -47,7 +47,27 @@ pub struct JsonFlow {
     pub in_vm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_vm: Option<String>,
+    /// Flows from sFlow (`--sflow-listen`): the agent, sub-agent, data source index and
+    /// sampling rate of their samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_agent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_rate: Option<u32>,
     pub end_reason: EndReason,
+}
+
+/// Ingress and egress interface of a record: the sFlow sample's input/output ports for
+/// flows from sFlow, else the flow key's interface and the resolved egress port.
+fn interfaces(r: &FlowRecord) -> (u32, u32) {
+    match r.origin {
+        Some(o) => (o.input, o.output),
+        None if r.key.origin_id().is_some() => (0, 0),
+        None => (r.key.in_if, r.out_if),
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -69,6 +89,8 @@ impl JsonFlow {
     pub fn new(r: &FlowRecord, ports: Option<&PortMap>) -> JsonFlow {
         let (k, s) = (&r.key, &r.stats);
         let port = |i: u32| ports.and_then(|m| m.port(i));
+        let (in_if, out_if) = interfaces(r);
+        let o = r.origin;
         JsonFlow {
             src_addr: k.src_ip(),
             dst_addr: k.dst_ip(),
@@ -89,12 +111,16 @@ impl JsonFlow {
             dst_mac: mac_string(&s.dst_mac),
             vlan_id: (k.vlan_id != 0).then_some(k.vlan_id),
             tunnel_id: k.tunnel_id(),
-            in_if: (k.in_if != 0).then_some(k.in_if),
-            out_if: (r.out_if != 0).then_some(r.out_if),
-            in_port: port(k.in_if).map(|p| p.name.clone()),
-            out_port: port(r.out_if).map(|p| p.name.clone()),
-            in_vm: port(k.in_if).and_then(|p| p.vm.clone()),
-            out_vm: port(r.out_if).and_then(|p| p.vm.clone()),
+            in_if: (in_if != 0).then_some(in_if),
+            out_if: (out_if != 0).then_some(out_if),
+            in_port: port(in_if).map(|p| p.name.clone()),
+            out_port: port(out_if).map(|p| p.name.clone()),
+            in_vm: port(in_if).and_then(|p| p.vm.clone()),
+            out_vm: port(out_if).and_then(|p| p.vm.clone()),
+            agent: o.map(|o| o.agent),
+            sub_agent: o.map(|o| o.sub_agent),
+            source_id: o.map(|o| o.source_index),
+            sampling_rate: o.map(|o| o.sampling_rate),
             end_reason: r.end_reason,
         }
     }
@@ -148,14 +174,15 @@ pub fn write_json_line(r: &FlowRecord, ports: Option<&PortMap>, out: &mut Vec<u8
     if let Some(t) = k.tunnel_id() {
         field(out, "tunnel_id", t.into());
     }
-    if k.in_if != 0 {
-        field(out, "in_if", k.in_if.into());
+    let (in_if, out_if) = interfaces(r);
+    if in_if != 0 {
+        field(out, "in_if", in_if.into());
     }
-    if r.out_if != 0 {
-        field(out, "out_if", r.out_if.into());
+    if out_if != 0 {
+        field(out, "out_if", out_if.into());
     }
     if let Some(map) = ports {
-        let (inp, outp) = (map.port(k.in_if), map.port(r.out_if));
+        let (inp, outp) = (map.port(in_if), map.port(out_if));
         let names = [
             ("in_port", inp.map(|p| &p.name)),
             ("out_port", outp.map(|p| &p.name)),
@@ -171,6 +198,21 @@ pub fn write_json_line(r: &FlowRecord, ports: Option<&PortMap>, out: &mut Vec<u8
                 out.extend_from_slice(serde_json::to_string(v).unwrap_or_default().as_bytes());
             }
         }
+    }
+    if let Some(o) = r.origin {
+        out.extend_from_slice(b",\"agent\":\"");
+        match o.agent {
+            IpAddr::V4(a) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.octets());
+                write_ip(out, 4, &b);
+            }
+            IpAddr::V6(a) => write_ip(out, 6, &a.octets()),
+        }
+        out.push(b'"');
+        field(out, "sub_agent", o.sub_agent.into());
+        field(out, "source_id", o.source_index.into());
+        field(out, "sampling_rate", o.sampling_rate.into());
     }
     out.extend_from_slice(b",\"end_reason\":\"");
     out.extend_from_slice(r.end_reason.name().as_bytes());
@@ -301,6 +343,41 @@ mod tests {
             end_reason: reason,
             out_if: 0,
             origin: None,
+        }
+    }
+
+    /// Flows from sFlow show the sample's ports and the agent, byte-identical to serde.
+    #[test]
+    fn sflow_origin_fields_match_serde() {
+        for agent in ["192.0.2.7", "2001:db8::7"] {
+            let origin: &'static crate::sflow_in::Origin =
+                Box::leak(Box::new(crate::sflow_in::Origin {
+                    agent: agent.parse().unwrap(),
+                    sub_agent: 2,
+                    source_type: 0,
+                    source_index: 5,
+                    input: 5,
+                    output: 6,
+                    sampling_rate: 256,
+                    scaled: false,
+                }));
+            let mut r = record(false, 0, None, crate::flow::ORIGIN_BIT | 3, EndReason::Idle);
+            r.origin = Some(origin);
+            let mut fast = Vec::new();
+            write_json_line(&r, None, &mut fast);
+            let slow = serde_json::to_string(&JsonFlow::new(&r, None)).unwrap() + "\n";
+            assert_eq!(String::from_utf8(fast).unwrap(), slow);
+            let v: serde_json::Value = serde_json::from_str(&slow).unwrap();
+            assert_eq!(
+                (v["in_if"].as_u64(), v["out_if"].as_u64()),
+                (Some(5), Some(6))
+            );
+            assert_eq!(v["agent"], agent);
+            assert_eq!(
+                (v["sub_agent"].as_u64(), v["source_id"].as_u64()),
+                (Some(2), Some(5))
+            );
+            assert_eq!(v["sampling_rate"], 256);
         }
     }
 

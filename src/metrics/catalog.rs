@@ -121,6 +121,48 @@ specs! {
         "Packets per exported flow record.";
     BATCH_LATENCY: Histogram "mirrorflow_batch_processing_seconds" []
         "Time the flow thread takes per batch of up to 1024 packets, including waiting for full sink queues.";
+    SFLOW_IN_DATAGRAMS: Counter "mirrorflow_sflow_in_datagrams_total" ["agent", "sub_agent"]
+        "sFlow datagrams received and decoded, by agent (agent \"other\" beyond the agent cap).";
+    SFLOW_IN_DROPPED: Counter "mirrorflow_sflow_in_dropped_datagrams_total" ["reason"]
+        "sFlow datagrams refused (truncated, version, address_type, length, trailing, decode) or dropped because the listener's queue was full (queue_full).";
+    SFLOW_IN_LOST_DATAGRAMS: Counter "mirrorflow_sflow_in_lost_datagrams_total" ["agent", "sub_agent"]
+        "Datagrams missing from an agent's sequence numbers.";
+    SFLOW_IN_OUT_OF_ORDER: Counter "mirrorflow_sflow_in_out_of_order_datagrams_total" ["agent", "sub_agent"]
+        "Datagrams that arrived late or twice (sequence number not after the previous one).";
+    SFLOW_IN_RESTARTS: Counter "mirrorflow_sflow_in_agent_restarts_total" ["agent", "sub_agent"]
+        "Agent restarts: the datagram sequence started over (uptime went back, or a long jump back).";
+    SFLOW_IN_SAMPLES: Counter "mirrorflow_sflow_in_samples_total" ["agent", "sub_agent", "kind"]
+        "Samples received, by kind (flow, counter, other).";
+    SFLOW_IN_LOST_SAMPLES: Counter "mirrorflow_sflow_in_lost_samples_total" ["agent", "sub_agent", "kind"]
+        "Samples missing from their data source's sequence numbers, by kind (flow, counter).";
+    SFLOW_IN_AGENT_DROPS: Counter "mirrorflow_sflow_in_agent_dropped_packets_total" ["agent", "sub_agent"]
+        "Packets the agent reports it could not sample (growth of its flow samples' drops counter).";
+    SFLOW_IN_UNUSED: Counter "mirrorflow_sflow_in_unused_samples_total" ["reason"]
+        "Flow samples that fed no flow (no_packet, header_protocol, origin_cap) and counter records not kept (port_cap).";
+    SFLOW_IN_RELAYED: Counter "mirrorflow_sflow_in_relayed_datagrams_total" ["collector"]
+        "sFlow datagrams relayed unchanged to an --sflow collector.";
+    SFLOW_IN_RELAY_ERRORS: Counter "mirrorflow_sflow_in_relay_errors_total" ["collector"]
+        "sFlow datagrams that could not be relayed to an --sflow collector.";
+    SFLOW_PORT_BYTES: Counter "mirrorflow_sflow_port_bytes_total" ["agent", "sub_agent", "port", "direction"]
+        "Octets in and out of a port, as its sFlow agent counts them (ifInOctets, ifOutOctets).";
+    SFLOW_PORT_PACKETS: Counter "mirrorflow_sflow_port_packets_total" ["agent", "sub_agent", "port", "direction", "cast"]
+        "Packets in and out of a port by class (unicast, multicast, broadcast), as its sFlow agent counts them.";
+    SFLOW_PORT_DISCARDS: Counter "mirrorflow_sflow_port_discards_total" ["agent", "sub_agent", "port", "direction"]
+        "Packets a port discarded (ifInDiscards, ifOutDiscards).";
+    SFLOW_PORT_ERRORS: Counter "mirrorflow_sflow_port_errors_total" ["agent", "sub_agent", "port", "direction"]
+        "Packets with errors on a port (ifInErrors, ifOutErrors).";
+    SFLOW_PORT_ETHERNET: Counter "mirrorflow_sflow_port_ethernet_errors_total" ["agent", "sub_agent", "port", "counter"]
+        "Ethernet (dot3) error counters of a port, by counter name.";
+    SFLOW_PORT_SPEED: Gauge "mirrorflow_sflow_port_speed_bits_per_second" ["agent", "sub_agent", "port"]
+        "Port speed (ifSpeed).";
+    SFLOW_PORT_UP: Gauge "mirrorflow_sflow_port_up" ["agent", "sub_agent", "port"]
+        "1 when the port is operationally up (ifStatus), 0 otherwise.";
+    SFLOW_PORT_INFO: Gauge "mirrorflow_sflow_port_info" ["agent", "sub_agent", "port", "name", "vm"]
+        "Always 1: the port's name (sFlow port-name structure, else the port map) and VM id (port map).";
+    SFLOW_OVS_LOOKUPS: Counter "mirrorflow_sflow_ovs_datapath_lookups_total" ["agent", "sub_agent", "datapath", "result"]
+        "Open vSwitch datapath flow-table lookups (hit, missed, lost), from the agent's datapath counters.";
+    SFLOW_OVS_FLOWS: Gauge "mirrorflow_sflow_ovs_datapath_flows" ["agent", "sub_agent", "datapath"]
+        "Flows in the Open vSwitch datapath.";
 }
 
 impl Spec {

@@ -34,8 +34,10 @@ impl Collector for StateCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        collect(&st)
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = collect(&st);
+        out.extend(st.sflow_in_families());
+        out
     }
 }
 

@@ -15,6 +15,7 @@ mod collector;
 mod config;
 mod histogram;
 mod server;
+pub mod sflow_in;
 mod sink;
 mod state;
 mod talkers;
@@ -134,6 +135,8 @@ impl Metrics {
             State::new(&cfg, input, pipeline.cache.max_flows as u64)
                 .with_ports(pipeline.ports.as_ref().map(|d| d.reader())),
         ));
+        state.lock().unwrap_or_else(|e| e.into_inner()).sflow_in =
+            pipeline.sflow_in.as_ref().map(|s| s.stats.clone());
         let registry = prometheus::Registry::new();
         registry.register(Box::new(collector::StateCollector::new(state.clone())))?;
         #[cfg(target_os = "linux")]

@@ -3,7 +3,7 @@
 //! scrape time by [`super::collector`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::histogram::{Distribution, LatencyHistogram};
 use super::talkers::{Conversation, TopTalkers};
@@ -59,6 +59,8 @@ pub struct State {
     port_map: Option<PortReader>,
     /// Live counts of the sinks.
     pub sinks: Vec<Arc<SinkStats>>,
+    /// What the sFlow listener has seen (`--sflow-listen`), read at scrape time.
+    pub sflow_in: Option<Arc<Mutex<crate::sflow_in::SflowInStats>>>,
 }
 
 impl State {
@@ -93,6 +95,7 @@ impl State {
             input,
             sinks: Vec::new(),
             port_map: None,
+            sflow_in: None,
         }
     }
 
@@ -100,6 +103,16 @@ impl State {
     pub fn with_ports(mut self, ports: Option<PortReader>) -> State {
         self.port_map = ports;
         self
+    }
+
+    /// The sFlow-in families (none without `--sflow-listen`).
+    pub fn sflow_in_families(&mut self) -> Vec<prometheus::proto::MetricFamily> {
+        let Some(stats) = &self.sflow_in else {
+            return Vec::new();
+        };
+        let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.port_map.as_mut().map(|r| r.map());
+        super::sflow_in::families(&stats, map)
     }
 
     /// A batch of exported flow records.

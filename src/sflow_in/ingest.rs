@@ -328,13 +328,14 @@ fn count_other(other: &mut AgentStats, d: &SFlowDatagram) {
     }
 }
 
-/// An sFlow interface value as an ifIndex: format 0 is a single ifIndex; discarded
-/// (format 1) and multiple ports (format 2) have none (0).
+/// An sFlow interface value as an ifIndex (sFlow v5 §5 `interface`): format 0 is a single
+/// ifIndex, 0x3FFFFFFF there meaning internal to the device; discarded (format 1) and
+/// multiple ports (format 2) have none. No ifIndex is 0.
 fn port(format: u8, value: u32) -> u32 {
-    if format == 0 {
-        value
-    } else {
-        0
+    match (format, value) {
+        (0, 0x3FFF_FFFF) => 0,
+        (0, v) => v,
+        _ => 0,
     }
 }
 

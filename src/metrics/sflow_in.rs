@@ -1,0 +1,182 @@
+//! Scrape-time families of the sFlow input (`--sflow-listen`): per agent, the datagram and
+//! sample sequences and losses; per port, the counters the agents send; per Open vSwitch
+//! datapath, its lookup counters. Label sets are bounded by the listener's caps (agents,
+//! ports), see `crate::sflow_in::Limits`.
+
+use prometheus::proto::MetricFamily;
+
+use super::catalog::{self as c, Family};
+use crate::ports::PortMap;
+use crate::sflow_in::counters::ETHERNET_COUNTERS;
+use crate::sflow_in::{AgentKey, AgentStats, BadDatagram, SflowInStats, UnusedSample};
+
+/// Most series the sFlow-in families can hold with `max_agents` agents, `max_ports` ports
+/// (and datapaths) and `relays` relay targets.
+pub fn series_bound(max_agents: usize, max_ports: usize, relays: usize) -> usize {
+    let per_agent = 1 + 1 + 1 + 1 + 3 + 2 + 1; // datagrams … agent drops
+    let per_port = 2 + 6 + 2 + 2 + ETHERNET_COUNTERS.len() + 1 + 1 + 1;
+    let per_datapath = 3 + 1;
+    (max_agents + 1) * per_agent
+        + BadDatagram::ALL.len()
+        + 1
+        + UnusedSample::ALL.len()
+        + 1
+        + 2 * relays
+        + max_ports * per_port.max(per_datapath)
+}
+
+fn agent_labels(k: Option<&AgentKey>) -> [String; 2] {
+    match k {
+        Some(k) => [k.addr.to_string(), k.sub_agent.to_string()],
+        None => ["other".into(), String::new()],
+    }
+}
+
+/// The families, from the listener's stats; `ports` names ports and VMs by ifIndex.
+pub fn families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let mut per_agent: Vec<Family> = [
+        c::SFLOW_IN_DATAGRAMS,
+        c::SFLOW_IN_LOST_DATAGRAMS,
+        c::SFLOW_IN_OUT_OF_ORDER,
+        c::SFLOW_IN_RESTARTS,
+        c::SFLOW_IN_AGENT_DROPS,
+    ]
+    .into_iter()
+    .map(Family::new)
+    .collect();
+    let mut samples = Family::new(c::SFLOW_IN_SAMPLES);
+    let mut lost = Family::new(c::SFLOW_IN_LOST_SAMPLES);
+    let agents = s
+        .agents
+        .iter()
+        .map(|(k, a)| (Some(k), a))
+        .chain((s.other_agents.datagrams > 0).then_some((None, &s.other_agents)));
+    for (k, a) in agents {
+        let [addr, sub] = agent_labels(k);
+        let l = [addr.as_str(), sub.as_str()];
+        let a: &AgentStats = a;
+        for (f, v) in per_agent.iter_mut().zip([
+            a.datagrams,
+            a.lost_datagrams,
+            a.out_of_order,
+            a.restarts,
+            a.agent_drops,
+        ]) {
+            f.add(&l, v as f64);
+        }
+        for (kind, n) in [
+            ("flow", a.samples[0]),
+            ("counter", a.samples[1]),
+            ("other", a.other_samples),
+        ] {
+            samples.add(&[l[0], l[1], kind], n as f64);
+        }
+        lost.add(&[l[0], l[1], "flow"], a.lost_samples[0] as f64);
+        lost.add(&[l[0], l[1], "counter"], a.lost_samples[1] as f64);
+    }
+    out.extend(per_agent.into_iter().map(Family::finish));
+    out.push(samples.finish());
+    out.push(lost.finish());
+
+    let mut f = Family::new(c::SFLOW_IN_DROPPED);
+    for b in BadDatagram::ALL {
+        f.add(&[b.name()], s.bad[b as usize] as f64);
+    }
+    f.add(&["queue_full"], s.queue_drops as f64);
+    out.push(f.finish());
+    let mut f = Family::new(c::SFLOW_IN_UNUSED);
+    for u in UnusedSample::ALL {
+        f.add(&[u.name()], s.unused_samples[u as usize] as f64);
+    }
+    f.add(&["port_cap"], s.counters.over_cap as f64);
+    out.push(f.finish());
+    let mut relayed = Family::new(c::SFLOW_IN_RELAYED);
+    let mut errors = Family::new(c::SFLOW_IN_RELAY_ERRORS);
+    for (target, sent, errs) in &s.relay {
+        relayed.add(&[target], *sent as f64);
+        errors.add(&[target], *errs as f64);
+    }
+    out.push(relayed.finish());
+    out.push(errors.finish());
+    out.extend(port_families(s, ports));
+    out
+}
+
+fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily> {
+    let mut bytes = Family::new(c::SFLOW_PORT_BYTES);
+    let mut packets = Family::new(c::SFLOW_PORT_PACKETS);
+    let mut discards = Family::new(c::SFLOW_PORT_DISCARDS);
+    let mut errors = Family::new(c::SFLOW_PORT_ERRORS);
+    let mut ethernet = Family::new(c::SFLOW_PORT_ETHERNET);
+    let mut speed = Family::new(c::SFLOW_PORT_SPEED);
+    let mut up = Family::new(c::SFLOW_PORT_UP);
+    let mut info = Family::new(c::SFLOW_PORT_INFO);
+    for ((agent, index), p) in &s.counters.ports {
+        let [addr, sub] = agent_labels(Some(agent));
+        let port = index.to_string();
+        let l = [addr.as_str(), sub.as_str(), port.as_str()];
+        let mapped = ports.and_then(|m| m.port(*index));
+        let name = p
+            .name
+            .clone()
+            .or_else(|| mapped.map(|m| m.name.clone()))
+            .unwrap_or_default();
+        let vm = mapped.and_then(|m| m.vm.clone()).unwrap_or_default();
+        info.add(&[l[0], l[1], l[2], &name, &vm], 1.0);
+        if let Some(g) = &p.generic {
+            for (dir, octets, uc, mc, bc, disc, err) in [
+                (
+                    "in",
+                    g.if_in_octets,
+                    g.if_in_ucast_pkts,
+                    g.if_in_multicast_pkts,
+                    g.if_in_broadcast_pkts,
+                    g.if_in_discards,
+                    g.if_in_errors,
+                ),
+                (
+                    "out",
+                    g.if_out_octets,
+                    g.if_out_ucast_pkts,
+                    g.if_out_multicast_pkts,
+                    g.if_out_broadcast_pkts,
+                    g.if_out_discards,
+                    g.if_out_errors,
+                ),
+            ] {
+                let d = [l[0], l[1], l[2], dir];
+                bytes.add(&d, octets as f64);
+                for (cast, n) in [("unicast", uc), ("multicast", mc), ("broadcast", bc)] {
+                    packets.add(&[l[0], l[1], l[2], dir, cast], f64::from(n));
+                }
+                discards.add(&d, f64::from(disc));
+                errors.add(&d, f64::from(err));
+            }
+            speed.add(&l, g.if_speed as f64);
+            // ifStatus bit 1: ifOperStatus up (sFlow v5 §5 if_counters).
+            up.add(&l, f64::from((g.if_status >> 1) & 1));
+        }
+        if let Some(e) = &p.ethernet {
+            for (name, v) in ETHERNET_COUNTERS.iter().zip(e) {
+                ethernet.add(&[l[0], l[1], l[2], name], f64::from(*v));
+            }
+        }
+    }
+    let mut lookups = Family::new(c::SFLOW_OVS_LOOKUPS);
+    let mut flows = Family::new(c::SFLOW_OVS_FLOWS);
+    for ((agent, index), d) in &s.counters.datapaths {
+        let [addr, sub] = agent_labels(Some(agent));
+        let dp = index.to_string();
+        for (result, n) in [("hit", d.hits), ("missed", d.misses), ("lost", d.lost)] {
+            lookups.add(&[&addr, &sub, &dp, result], f64::from(n));
+        }
+        flows.add(&[&addr, &sub, &dp], f64::from(d.flows));
+    }
+    [
+        bytes, packets, discards, errors, ethernet, speed, up, info, lookups, flows,
+    ]
+    .into_iter()
+    .map(Family::finish)
+    .collect()
+}

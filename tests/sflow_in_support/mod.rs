@@ -1,0 +1,161 @@
+//! Shared by the sFlow-input tests: a running mirrorflow with `--sflow-listen` on IPv4 and
+//! IPv6 loopback plus `--metrics-listen`, sFlow payloads read out of captures, and a sender.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use mirrorflow::capture::FileSource;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirrorflow");
+
+/// A capture under ../shared/pcaps (the test fails when it is missing).
+pub fn shared_pcap(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/pcaps")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing (CI provides ../shared/pcaps)",
+        p.display()
+    );
+    p
+}
+
+/// The UDP payloads sent to `port` in a capture, in capture order.
+pub fn udp_payloads(path: &Path, port: u16) -> Vec<Vec<u8>> {
+    let mut src = FileSource::open(path).expect("opening the capture");
+    let mut out = Vec::new();
+    while let Some(f) = src.next_frame().expect("reading the capture") {
+        let Ok(p) = etherparse::SlicedPacket::from_ethernet(f.data) else {
+            continue;
+        };
+        if let Some(etherparse::TransportSlice::Udp(u)) = p.transport {
+            if u.destination_port() == port {
+                out.push(u.payload().to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends each datagram to `to` from one socket of the right family.
+pub fn send_all(to: SocketAddr, datagrams: &[Vec<u8>]) {
+    let s = UdpSocket::bind(if to.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    })
+    .unwrap();
+    for d in datagrams {
+        s.send_to(d, to).expect("sending a datagram");
+    }
+}
+
+/// mirrorflow receiving sFlow on 127.0.0.1 and [::1] (ports chosen by the system).
+pub struct SflowProbe {
+    pub child: Child,
+    pub v4: SocketAddr,
+    pub v6: SocketAddr,
+    pub metrics: SocketAddr,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl SflowProbe {
+    pub fn start(extra: &[&str]) -> SflowProbe {
+        let mut child = Command::new(BIN)
+            .args(["--sflow-listen", "127.0.0.1:0", "--sflow-listen", "[::1]:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mirrorflow");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                for marker in ["receiving sFlow on ", "serving metrics on http://"] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = rest.trim_end_matches("/metrics").to_string();
+                        let _ = tx.send((marker, addr));
+                    }
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut listen = Vec::new();
+        let mut metrics = None;
+        while listen.len() < 2 || metrics.is_none() {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok((m, a)) if m.starts_with("receiving") => listen.push(a.parse().unwrap()),
+                Ok((_, a)) => metrics = Some(a.parse().unwrap()),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "mirrorflow did not start; stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        }
+        let v4 = *listen.iter().find(|a: &&SocketAddr| a.is_ipv4()).unwrap();
+        let v6 = *listen.iter().find(|a: &&SocketAddr| a.is_ipv6()).unwrap();
+        SflowProbe {
+            child,
+            v4,
+            v6,
+            metrics: metrics.unwrap(),
+            stderr,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit status (within 20 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let mut status = None;
+        wait_for(Duration::from_secs(20), || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status.unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("mirrorflow did not stop on SIGTERM")
+        })
+    }
+}
+
+impl Drop for SflowProbe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
