@@ -13,8 +13,10 @@ use crate::sflow_in::{AgentKey, AgentStats, BadDatagram, SflowInStats, UnusedSam
 /// Most series the sFlow-in families can hold with `max_agents` agents, `max_ports` ports
 /// (and datapaths) and `relays` relay targets.
 pub fn series_bound(max_agents: usize, max_ports: usize, relays: usize) -> usize {
-    let per_agent = 1 + 1 + 1 + 1 + 3 + 2 + 1; // datagrams … agent drops
-    let per_port = 2 + 6 + 2 + 2 + ETHERNET_COUNTERS.len() + 1 + 1 + 1;
+    // datagrams, lost, out of order, restarts, agent drops; 3 sample kinds; 2 lost kinds.
+    let per_agent = 5 + 3 + 2;
+    // bytes 2, packets 6, discards 2, errors 2, ethernet, speed, up, info.
+    let per_port = 2 + 6 + 2 + 2 + ETHERNET_COUNTERS.len() + 3;
     let per_datapath = 3 + 1;
     (max_agents + 1) * per_agent
         + BadDatagram::ALL.len()
@@ -23,6 +25,84 @@ pub fn series_bound(max_agents: usize, max_ports: usize, relays: usize) -> usize
         + 1
         + 2 * relays
         + max_ports * per_port.max(per_datapath)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sflow_in::counters::CounterTable;
+    use sflow_parser::models::record_counters::{
+        EthernetInterfaceCounters, GenericInterfaceCounters,
+    };
+
+    fn agent(i: u32) -> AgentKey {
+        AgentKey {
+            addr: std::net::IpAddr::from([192, 0, 2, i as u8]),
+            sub_agent: i,
+        }
+    }
+
+    /// With every agent slot, the `other` bucket, every port slot and every relay in use,
+    /// the families hold exactly [`series_bound`] series.
+    #[test]
+    fn a_full_state_reaches_the_bound_and_no_more() {
+        let (agents, ports, relays) = (4, 6, 2);
+        let mut s = SflowInStats {
+            counters: CounterTable::new(ports),
+            ..SflowInStats::default()
+        };
+        for i in 0..agents {
+            s.agents.insert(agent(i as u32), AgentStats::default());
+        }
+        s.other_agents.datagrams = 1;
+        s.relay = (0..relays).map(|i| (format!("r{i}"), 1, 0)).collect();
+        let g = GenericInterfaceCounters {
+            if_index: 0,
+            if_type: 6,
+            if_speed: 0,
+            if_direction: 0,
+            if_status: 3,
+            if_in_octets: 0,
+            if_in_ucast_pkts: 0,
+            if_in_multicast_pkts: 0,
+            if_in_broadcast_pkts: 0,
+            if_in_discards: 0,
+            if_in_errors: 0,
+            if_in_unknown_protos: 0,
+            if_out_octets: 0,
+            if_out_ucast_pkts: 0,
+            if_out_multicast_pkts: 0,
+            if_out_broadcast_pkts: 0,
+            if_out_discards: 0,
+            if_out_errors: 0,
+            if_promiscuous_mode: 0,
+        };
+        let e = EthernetInterfaceCounters {
+            dot3_stats_alignment_errors: 0,
+            dot3_stats_fcs_errors: 0,
+            dot3_stats_single_collision_frames: 0,
+            dot3_stats_multiple_collision_frames: 0,
+            dot3_stats_sqe_test_errors: 0,
+            dot3_stats_deferred_transmissions: 0,
+            dot3_stats_late_collisions: 0,
+            dot3_stats_excessive_collisions: 0,
+            dot3_stats_internal_mac_transmit_errors: 0,
+            dot3_stats_carrier_sense_errors: 0,
+            dot3_stats_frame_too_longs: 0,
+            dot3_stats_internal_mac_receive_errors: 0,
+            dot3_stats_symbol_errors: 0,
+        };
+        for i in 0..ports as u32 + 3 {
+            s.counters.generic(agent(0), i, &g);
+            s.counters.ethernet(agent(0), i, &e);
+        }
+        let series: usize = families(&s, None)
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum();
+        assert_eq!(series, series_bound(agents, ports, relays));
+        assert_eq!(series_bound(64, 1024, 0), 29_333);
+    }
 }
 
 fn agent_labels(k: Option<&AgentKey>) -> [String; 2] {

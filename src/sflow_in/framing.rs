@@ -201,7 +201,7 @@ mod tests {
         d[8 * 4..9 * 4].copy_from_slice(&0xffff_fff0u32.to_be_bytes()); // sample length
         assert_eq!(check(&d), Err(BadDatagram::Length));
         let mut d = datagram(14);
-        d[7 * 4..8 * 4].copy_from_slice(&1_000_000u32.to_be_bytes()); // sample count
+        d[6 * 4..7 * 4].copy_from_slice(&1_000_000u32.to_be_bytes()); // sample count
         assert_eq!(check(&d), Err(BadDatagram::Length));
         let mut d = datagram(14);
         let hl = d.len() - 16 - 4; // header_length of the raw-header record
