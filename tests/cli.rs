@@ -79,9 +79,13 @@ fn bad_flags_are_usage_errors() {
     let o = run(&["--snaplen", "12", "-r", "x.pcap"]);
     assert_fails(&o, 2, "--snaplen");
     let o = run(&[]);
-    assert_fails(&o, 2, "--interface or --read");
+    assert_fails(&o, 2, "or --read alone");
     let o = run(&["-r", "a.pcap", "-i", "lo"]);
-    assert_fails(&o, 2, "--interface or --read");
+    assert_fails(&o, 2, "or --read alone");
+    let o = run(&["-r", "a.pcap", "--sflow-listen", "127.0.0.1:0"]);
+    assert_fails(&o, 2, "or --read alone");
+    let o = run(&["--sflow-listen", "localhost:6343"]);
+    assert_fails(&o, 2, "--sflow-listen: \"localhost:6343\": expected ADDR:PORT");
     let o = run(&["--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["--tunnels", "sideways", "-r", "a"]);
@@ -103,6 +107,11 @@ fn unreadable_and_corrupt_inputs_are_runtime_errors() {
     }
     let o = run(&["-i", "mfnosuchif0"]);
     assert_fails(&o, 1, "no such interface");
+    // A listen address already taken is a runtime error naming it.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = run(&["--sflow-listen", &addr]);
+    assert_fails(&o, 1, &format!("--sflow-listen {addr}: "));
 }
 
 #[test]

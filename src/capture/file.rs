@@ -134,7 +134,7 @@ impl FileSource {
         })?;
         let mut src = FileSource {
             path: path.to_owned(),
-            r: ChunkReader::new(file),
+            r: ChunkReader::for_file(file),
             format: Format::Pcap {
                 big_endian: false,
                 nanos: false,
