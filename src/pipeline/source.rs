@@ -12,7 +12,7 @@ use super::counts::{InterfaceReport, SourceCounts};
 use crate::capture::{CaptureError, FileFilter, FileSource, Frame, LiveSource};
 use crate::decode::{linktype, Decoded, Decoder, PacketMeta};
 use crate::ports::{PortDirectory, PortReader};
-use crate::sample::{PacketSample, PortTable, SamplingConfig};
+use crate::sample::{PacketSample, PortCounter, PortTable, SamplingConfig};
 
 /// Packets per batch.
 pub const BATCH: usize = 1024;
@@ -69,6 +69,7 @@ struct Batcher {
     samples: Vec<PacketSample>,
     counts: SourceCounts,
     port_counts: PortTable,
+    port_counter: PortCounter,
     tx: Sender<SourceMsg>,
 }
 
@@ -89,6 +90,7 @@ impl Batcher {
             samples: Vec::new(),
             counts: SourceCounts::default(),
             port_counts: PortTable::default(),
+            port_counter: PortCounter::default(),
             tx,
         })
     }
@@ -118,8 +120,13 @@ impl Batcher {
             None => (self.setup.source_index, 0),
         };
         if self.setup.count_ports {
-            self.port_counts
-                .count_frame(in_port, out_port, &dst_mac, f.info.wire_len);
+            self.port_counter.count(
+                &mut self.port_counts,
+                in_port,
+                out_port,
+                &dst_mac,
+                f.info.wire_len,
+            );
         }
         let mut info = f.info;
         if self.ports.is_some() {
@@ -182,6 +189,7 @@ impl Batcher {
     }
 
     fn flush(&mut self) -> bool {
+        self.port_counter.flush(&mut self.port_counts);
         if self.metas.is_empty() && self.counts.is_empty() && self.samples.is_empty() {
             return true;
         }
