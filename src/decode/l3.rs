@@ -39,6 +39,16 @@ impl Cursor<'_> {
         if first >> 4 != version {
             return Decoded::Error(DecodeError::BadIpVersion);
         }
+        if *first == 0x45 && d.len() >= 20 {
+            if let Some(decoded) = self.ipv4_plain(d) {
+                return decoded;
+            }
+        }
+        self.ip_lax(d, version)
+    }
+
+    /// Any IP packet, through `etherparse`'s lax slicing.
+    fn ip_lax(&mut self, d: &[u8], version: u8) -> Decoded {
         let ip = match LaxIpSlice::from_slice(d) {
             Ok((ip, _stopped_in_extension_headers)) => ip,
             Err(LaxHeaderSliceError::Len(_)) => {
@@ -122,6 +132,50 @@ impl Cursor<'_> {
         self.transport(payload.payload)
     }
 
+    /// The common IPv4 packet: a 20-byte header without options (RFC 791 §3.1) whose total
+    /// length covers it, read directly; the same result as the lax slicing path, which takes
+    /// everything else (`None` here).
+    #[inline]
+    fn ipv4_plain(&mut self, d: &[u8]) -> Option<Decoded> {
+        let declared = u32::from(be16(d, 2));
+        if declared < 20 {
+            return None;
+        }
+        let available = self.wire_bytes_from(d);
+        let m = &mut *self.meta;
+        m.ip_version = 4;
+        m.src_port = 0;
+        m.dst_port = 0;
+        m.tcp_flags = 0;
+        m.frag = None;
+        m.src_addr = [0; 16];
+        m.dst_addr = [0; 16];
+        m.src_addr[..4].copy_from_slice(&d[12..16]);
+        m.dst_addr[..4].copy_from_slice(&d[16..20]);
+        m.ttl = d[8];
+        m.tos = d[1];
+        m.protocol = d[9];
+        let flags_offset = be16(d, 6);
+        let (offset, more) = (flags_offset & 0x1fff, flags_offset & 0x2000 != 0);
+        if offset != 0 || more {
+            m.frag = Some(FragInfo {
+                id: u32::from(be16(d, 4)),
+                offset,
+                more,
+            });
+        }
+        m.ip_len = if declared <= available {
+            declared
+        } else {
+            available
+        };
+        if offset != 0 {
+            return Some(Decoded::Ip);
+        }
+        let end = d.len().min(declared as usize);
+        Some(self.transport(&d[20..end]))
+    }
+
     /// Ports, flags or ICMP type/code, and tunnels carried over UDP, GRE or IP.
     fn transport(&mut self, p: &[u8]) -> Decoded {
         let m = &mut *self.meta;
@@ -153,6 +207,65 @@ impl Cursor<'_> {
             IPPROTO_IPIP => self.enter_tunnel(None, |cx| cx.ip(p, 4)),
             IPPROTO_IPV6 => self.enter_tunnel(None, |cx| cx.ip(p, 6)),
             _ => Decoded::Ip,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FrameInfo, PacketMeta};
+
+    fn run(d: &[u8], wire_len: u32, fast: bool) -> (Decoded, PacketMeta) {
+        let mut meta = PacketMeta {
+            frame: FrameInfo {
+                wire_len,
+                ..FrameInfo::default()
+            },
+            ..PacketMeta::default()
+        };
+        let mut cx = Cursor {
+            meta: &mut meta,
+            frame_start: d.as_ptr() as usize,
+            tunnels: TunnelMode::Inner,
+            depth: 0,
+        };
+        let r = if fast { cx.ip(d, 4) } else { cx.ip_lax(d, 4) };
+        (r, meta)
+    }
+
+    /// The plain-IPv4 shortcut decodes exactly like the lax slicing path: random headers
+    /// (any total length, fragment fields, protocol), cut at random lengths.
+    #[test]
+    fn the_ipv4_shortcut_agrees_with_lax_slicing() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let protos = [1u8, 6, 17, 47, 4, 41, 132, 99];
+        for _ in 0..200_000 {
+            let len = 20 + (next() % 100) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            d[0] = 0x45;
+            d[9] = protos[(next() % 8) as usize];
+            let total = match next() % 4 {
+                0 => next() as u16,
+                1 => len as u16,
+                2 => (next() % 40) as u16,
+                _ => (len + (next() % 60) as usize) as u16,
+            };
+            d[2..4].copy_from_slice(&total.to_be_bytes());
+            if next() % 2 == 0 {
+                d[6] &= 0x40; // mostly unfragmented
+                d[7] = 0;
+            }
+            let wire = len as u32 + (next() % 3) as u32 * 100;
+            let (a, ma) = run(&d, wire, true);
+            let (b, mb) = run(&d, wire, false);
+            assert_eq!((a, ma), (b, mb), "{d:02x?} wire {wire}");
         }
     }
 }
