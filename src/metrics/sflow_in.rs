@@ -27,84 +27,6 @@ pub fn series_bound(max_agents: usize, max_ports: usize, relays: usize) -> usize
         + max_ports * per_port.max(per_datapath)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sflow_in::counters::CounterTable;
-    use sflow_parser::models::record_counters::{
-        EthernetInterfaceCounters, GenericInterfaceCounters,
-    };
-
-    fn agent(i: u32) -> AgentKey {
-        AgentKey {
-            addr: std::net::IpAddr::from([192, 0, 2, i as u8]),
-            sub_agent: i,
-        }
-    }
-
-    /// With every agent slot, the `other` bucket, every port slot and every relay in use,
-    /// the families hold exactly [`series_bound`] series.
-    #[test]
-    fn a_full_state_reaches_the_bound_and_no_more() {
-        let (agents, ports, relays) = (4, 6, 2);
-        let mut s = SflowInStats {
-            counters: CounterTable::new(ports),
-            ..SflowInStats::default()
-        };
-        for i in 0..agents {
-            s.agents.insert(agent(i as u32), AgentStats::default());
-        }
-        s.other_agents.datagrams = 1;
-        s.relay = (0..relays).map(|i| (format!("r{i}"), 1, 0)).collect();
-        let g = GenericInterfaceCounters {
-            if_index: 0,
-            if_type: 6,
-            if_speed: 0,
-            if_direction: 0,
-            if_status: 3,
-            if_in_octets: 0,
-            if_in_ucast_pkts: 0,
-            if_in_multicast_pkts: 0,
-            if_in_broadcast_pkts: 0,
-            if_in_discards: 0,
-            if_in_errors: 0,
-            if_in_unknown_protos: 0,
-            if_out_octets: 0,
-            if_out_ucast_pkts: 0,
-            if_out_multicast_pkts: 0,
-            if_out_broadcast_pkts: 0,
-            if_out_discards: 0,
-            if_out_errors: 0,
-            if_promiscuous_mode: 0,
-        };
-        let e = EthernetInterfaceCounters {
-            dot3_stats_alignment_errors: 0,
-            dot3_stats_fcs_errors: 0,
-            dot3_stats_single_collision_frames: 0,
-            dot3_stats_multiple_collision_frames: 0,
-            dot3_stats_sqe_test_errors: 0,
-            dot3_stats_deferred_transmissions: 0,
-            dot3_stats_late_collisions: 0,
-            dot3_stats_excessive_collisions: 0,
-            dot3_stats_internal_mac_transmit_errors: 0,
-            dot3_stats_carrier_sense_errors: 0,
-            dot3_stats_frame_too_longs: 0,
-            dot3_stats_internal_mac_receive_errors: 0,
-            dot3_stats_symbol_errors: 0,
-        };
-        for i in 0..ports as u32 + 3 {
-            s.counters.generic(agent(0), i, &g);
-            s.counters.ethernet(agent(0), i, &e);
-        }
-        let series: usize = families(&s, None)
-            .iter()
-            .map(|f| f.get_metric().len())
-            .sum();
-        assert_eq!(series, series_bound(agents, ports, relays));
-        assert_eq!(series_bound(64, 1024, 0), 29_333);
-    }
-}
-
 fn agent_labels(k: Option<&AgentKey>) -> [String; 2] {
     match k {
         Some(k) => [k.addr.to_string(), k.sub_agent.to_string()],
@@ -259,4 +181,82 @@ fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily>
     .into_iter()
     .map(Family::finish)
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sflow_in::counters::CounterTable;
+    use sflow_parser::models::record_counters::{
+        EthernetInterfaceCounters, GenericInterfaceCounters,
+    };
+
+    fn agent(i: u32) -> AgentKey {
+        AgentKey {
+            addr: std::net::IpAddr::from([192, 0, 2, i as u8]),
+            sub_agent: i,
+        }
+    }
+
+    /// With every agent slot, the `other` bucket, every port slot and every relay in use,
+    /// the families hold exactly [`series_bound`] series.
+    #[test]
+    fn a_full_state_reaches_the_bound_and_no_more() {
+        let (agents, ports, relays) = (4, 6, 2);
+        let mut s = SflowInStats {
+            counters: CounterTable::new(ports),
+            ..SflowInStats::default()
+        };
+        for i in 0..agents {
+            s.agents.insert(agent(i as u32), AgentStats::default());
+        }
+        s.other_agents.datagrams = 1;
+        s.relay = (0..relays).map(|i| (format!("r{i}"), 1, 0)).collect();
+        let g = GenericInterfaceCounters {
+            if_index: 0,
+            if_type: 6,
+            if_speed: 0,
+            if_direction: 0,
+            if_status: 3,
+            if_in_octets: 0,
+            if_in_ucast_pkts: 0,
+            if_in_multicast_pkts: 0,
+            if_in_broadcast_pkts: 0,
+            if_in_discards: 0,
+            if_in_errors: 0,
+            if_in_unknown_protos: 0,
+            if_out_octets: 0,
+            if_out_ucast_pkts: 0,
+            if_out_multicast_pkts: 0,
+            if_out_broadcast_pkts: 0,
+            if_out_discards: 0,
+            if_out_errors: 0,
+            if_promiscuous_mode: 0,
+        };
+        let e = EthernetInterfaceCounters {
+            dot3_stats_alignment_errors: 0,
+            dot3_stats_fcs_errors: 0,
+            dot3_stats_single_collision_frames: 0,
+            dot3_stats_multiple_collision_frames: 0,
+            dot3_stats_sqe_test_errors: 0,
+            dot3_stats_deferred_transmissions: 0,
+            dot3_stats_late_collisions: 0,
+            dot3_stats_excessive_collisions: 0,
+            dot3_stats_internal_mac_transmit_errors: 0,
+            dot3_stats_carrier_sense_errors: 0,
+            dot3_stats_frame_too_longs: 0,
+            dot3_stats_internal_mac_receive_errors: 0,
+            dot3_stats_symbol_errors: 0,
+        };
+        for i in 0..ports as u32 + 3 {
+            s.counters.generic(agent(0), i, &g);
+            s.counters.ethernet(agent(0), i, &e);
+        }
+        let series: usize = families(&s, None)
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum();
+        assert_eq!(series, series_bound(agents, ports, relays));
+        assert_eq!(series_bound(64, 1024, 0), 29_333);
+    }
 }
