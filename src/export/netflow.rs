@@ -192,6 +192,9 @@ pub struct NetflowCounters {
     pub records_dropped: u64,
     /// Records handed to the sink.
     pub records_offered: u64,
+    /// Records (from sFlow) whose sampling rate was not announced: the encoder announces at
+    /// most `MAX_SELECTORS` distinct rates per stream.
+    pub selectors_over_cap: u64,
 }
 
 /// Counters and fault reporting of one sink, shared with its transport.
@@ -243,6 +246,8 @@ pub struct NetflowSink {
     /// The port map whose ports the interface options describe, and the generation of it
     /// the encoder has.
     ports: Option<(PortDirectory, u64)>,
+    /// The current encoder's `selectors_over_cap` already counted.
+    over_cap_seen: u64,
 }
 
 impl NetflowSink {
@@ -290,6 +295,7 @@ impl NetflowSink {
             out: Vec::new(),
             stream: Vec::new(),
             ports: None,
+            over_cap_seen: 0,
             cfg,
         };
         match &mut sink.transport {
@@ -343,6 +349,24 @@ impl NetflowSink {
         if let Ok(mut e) = Encoder::new(self.enc_cfg.clone()) {
             e.set_interfaces(self.interfaces());
             self.encoder = e;
+            self.over_cap_seen = 0;
+        }
+    }
+
+    /// Counts (and logs, rate-limited) the records the encoder sent with a sampling rate it
+    /// could not announce.
+    fn count_selectors_over_cap(&mut self) {
+        let over = self.encoder.selectors_over_cap();
+        if over > self.over_cap_seen {
+            self.status.counters.selectors_over_cap += over - self.over_cap_seen;
+            self.over_cap_seen = over;
+            let msg = format!(
+                "{} records from sFlow sent without their sampling rate announced (at most {} \
+                 rates per stream); collectors cannot renormalize them",
+                self.status.counters.selectors_over_cap,
+                mirrorflow_ipfix::encoder::MAX_SELECTORS
+            );
+            self.status.log.log(&self.status.name, &msg);
         }
     }
 
@@ -362,9 +386,9 @@ impl NetflowSink {
         }
         self.follow_ports();
         self.recs.clear();
-        let unknown_if = self.cfg.unknown_if_index;
+        let (unknown_if, domain) = (self.cfg.unknown_if_index, self.cfg.sampling_interval);
         self.recs
-            .extend(records.iter().map(|r| to_wire(r, unknown_if)));
+            .extend(records.iter().map(|r| to_wire(r, unknown_if, domain)));
         let c = &mut self.status.counters;
         self.encoder.set_stats(ExporterStats {
             messages: c.datagrams,
@@ -376,6 +400,7 @@ impl NetflowSink {
             .encode(&self.recs, self.clock.now(), &mut self.out);
         c.records += self.recs.len() as u64;
         c.datagrams += self.out.len() as u64;
+        self.count_selectors_over_cap();
         match &mut self.transport {
             Transport::Udp(u) => {
                 for d in &self.out {
@@ -398,10 +423,33 @@ impl NetflowSink {
 /// The probe's record in the exporter's terms (RFC 7012 information elements): times
 /// ns → ms, ICMP type/code (carried as the destination port) moved to
 /// icmpTypeCode{IPv4,IPv6} with ports 0, missing ifIndex replaced by `unknown_if`.
-pub fn to_wire(r: &FlowRecord, unknown_if: u32) -> mirrorflow_ipfix::FlowRecord {
+///
+/// A record built from sFlow ([`FlowRecord::origin`]) takes its interfaces from the samples
+/// (input / output ifIndex; 0 there means unknown) and its sampling from the agent: 1 in
+/// `sampling_rate`, or 1 when `--sflow-in-scale` already multiplied its counts. When that
+/// differs from `domain_sampling` (the stream's announced `--flow-sampling`) the record
+/// carries it (`sampling`), so it goes out with a selector template and its rate announced;
+/// otherwise the plain templates and the domain's rate describe it. A scaled record thus
+/// never carries a rate: a renormalizing collector would scale it twice.
+pub fn to_wire(
+    r: &FlowRecord,
+    unknown_if: u32,
+    domain_sampling: u32,
+) -> mirrorflow_ipfix::FlowRecord {
     let (k, s) = (&r.key, &r.stats);
     let icmp = matches!(k.protocol, 1 | 58);
     let unknown_if = unknown_if.max(1);
+    let known = |i: u32| if i != 0 { i } else { unknown_if };
+    let (ingress_if, egress_if, sampling) = match (r.origin, k.origin_id()) {
+        (Some(o), _) => {
+            let rate = if o.scaled { 1 } else { o.sampling_rate.max(1) };
+            let sampling = (rate != domain_sampling.max(1)).then_some(rate);
+            (known(o.input), known(o.output), sampling)
+        }
+        // An sFlow key whose origin is not known: the interface field holds an origin id.
+        (None, Some(_)) => (unknown_if, known(r.out_if), None),
+        (None, None) => (known(k.in_if), known(r.out_if), None),
+    };
     mirrorflow_ipfix::FlowRecord {
         src_addr: k.src_ip(),
         dst_addr: k.dst_ip(),
@@ -420,11 +468,12 @@ pub fn to_wire(r: &FlowRecord, unknown_if: u32) -> mirrorflow_ipfix::FlowRecord 
         src_mac: s.src_mac,
         dst_mac: s.dst_mac,
         vlan_id: k.vlan_id,
-        ingress_if: if k.in_if != 0 { k.in_if } else { unknown_if },
-        egress_if: if r.out_if != 0 { r.out_if } else { unknown_if },
+        ingress_if,
+        egress_if,
         direction: 0,
         end_reason: r.end_reason as u8,
         layer2_segment_id: k.tunnel_id().map(u64::from),
+        sampling,
     }
 }
 
@@ -499,6 +548,7 @@ impl Sink for NetflowSink {
 mod tests {
     use super::*;
     use crate::flow::{EndReason, FlowKey, FlowStats};
+    use crate::sflow_in::Origin;
     use std::io::Read;
     use std::net::{TcpListener, UdpSocket};
     use std::time::Duration;
@@ -527,7 +577,7 @@ mod tests {
 
     #[test]
     fn converts_times_ports_and_interfaces() {
-        let w = to_wire(&record(17, 53, 0), 1);
+        let w = to_wire(&record(17, 53, 0), 1, 1);
         assert_eq!((w.src_port, w.dst_port, w.icmp_type_code), (1234, 53, 0));
         assert_eq!(
             (w.start_ms, w.end_ms),
@@ -536,13 +586,68 @@ mod tests {
         assert_eq!((w.ingress_if, w.egress_if), (1, 1));
         assert_eq!((w.tos, w.vlan_id, w.end_reason), (0xb8, 7, 1));
         assert_eq!(w.layer2_segment_id, None);
-        let icmp = to_wire(&record(1, 0x0800, 5), 0);
+        let icmp = to_wire(&record(1, 0x0800, 5), 0, 1);
         assert_eq!(
             (icmp.src_port, icmp.dst_port, icmp.icmp_type_code),
             (0, 0, 0x0800)
         );
         assert_eq!((icmp.ingress_if, icmp.egress_if), (5, 1));
-        assert_eq!(to_wire(&record(6, 80, 0), 7).ingress_if, 7);
+        assert_eq!(to_wire(&record(6, 80, 0), 7, 1).ingress_if, 7);
+        assert_eq!(
+            w.sampling, None,
+            "captured records use the domain's sampling"
+        );
+    }
+
+    fn origin(rate: u32, scaled: bool, input: u32, output: u32) -> &'static Origin {
+        Box::leak(Box::new(Origin {
+            agent: "192.0.2.1".parse().unwrap(),
+            sub_agent: 0,
+            source_type: 0,
+            source_index: input,
+            input,
+            output,
+            sampling_rate: rate,
+            scaled,
+        }))
+    }
+
+    /// A record built from sFlow: the flow key's interface holds the origin id.
+    fn sflow_record(o: Option<&'static Origin>) -> FlowRecord {
+        let mut r = record(17, 53, crate::flow::ORIGIN_BIT | 5);
+        r.origin = o;
+        r
+    }
+
+    #[test]
+    fn sflow_records_take_interfaces_and_rate_from_their_origin() {
+        let w = to_wire(&sflow_record(Some(origin(100, false, 3, 4))), 1, 1);
+        assert_eq!((w.ingress_if, w.egress_if, w.sampling), (3, 4, Some(100)));
+        // Unknown ports: the unknown index, never 0 nor the origin id.
+        let w = to_wire(&sflow_record(Some(origin(100, false, 0, 0))), 9, 1);
+        assert_eq!((w.ingress_if, w.egress_if), (9, 9));
+        let w = to_wire(&sflow_record(None), 9, 1);
+        assert_eq!((w.ingress_if, w.egress_if, w.sampling), (9, 9, None));
+        // Scaled counts are estimates: no rate announced (a collector would scale twice).
+        let w = to_wire(&sflow_record(Some(origin(100, true, 3, 4))), 1, 1);
+        assert_eq!(w.sampling, None);
+        // Unsampled sFlow (rate 1) needs no selector on an unsampled stream ...
+        assert_eq!(
+            to_wire(&sflow_record(Some(origin(1, false, 3, 4))), 1, 1).sampling,
+            None
+        );
+        // ... but does on a stream whose domain samples (--flow-sampling), like scaled ones.
+        let w = to_wire(&sflow_record(Some(origin(1, false, 3, 4))), 1, 8);
+        assert_eq!(w.sampling, Some(1));
+        assert_eq!(
+            to_wire(&sflow_record(Some(origin(64, true, 3, 4))), 1, 8).sampling,
+            Some(1)
+        );
+        // A rate equal to the domain's is the domain's.
+        assert_eq!(
+            to_wire(&sflow_record(Some(origin(8, false, 3, 4))), 1, 8).sampling,
+            None
+        );
     }
 
     #[test]

@@ -71,8 +71,10 @@ pub fn series_bound(
     sinks: usize,
     interfaces: usize,
 ) -> usize {
+    // The sFlow-in families have their own bound (`sflow_in::series_bound`).
     let singles = CATALOG
         .iter()
+        .filter(|s| !s.name.starts_with("mirrorflow_sflow_"))
         .filter(|s| s.kind != Kind::Histogram && (s.labels.is_empty() || s.name.ends_with("_info")))
         .count();
     let histograms: usize = [

@@ -61,6 +61,8 @@ fn flow(i: u32, now_ms: u64) -> FlowRecord {
         direction: (i % 2) as u8,
         end_reason: 1 + (i % 5) as u8,
         layer2_segment_id: (i % 4 == 0).then_some(5000 + u64::from(i)),
+        // Some records with their own sampling (selector templates and options).
+        sampling: (i % 7 == 0).then_some(if i % 2 == 0 { 100 } else { 4096 }),
     }
 }
 

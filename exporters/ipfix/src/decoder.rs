@@ -78,7 +78,10 @@ impl DataRecord {
     /// Convert a flow data record (as exported by [`crate::Encoder`], or any record with
     /// the same IANA elements) back into a [`FlowRecord`]. Addresses and start / end
     /// times are required; other missing fields read as 0 (`layer2_segment_id` as `None`).
-    /// `ipVersion` is not needed: the address fields say the family.
+    /// `ipVersion` is not needed: the address fields say the family. `sampling` is the
+    /// record's selectorId / FLOW_SAMPLER_ID, which this crate's encoder makes equal to the
+    /// 1-in-N rate (other exporters' ids mean what their options say: see
+    /// [`Message::selector_intervals`]).
     pub fn to_flow_record(&self, time: TimeBase) -> Result<FlowRecord, RecordError> {
         let uint = |id: u16| -> Result<u64, RecordError> {
             match self.field(id) {
@@ -167,7 +170,37 @@ impl DataRecord {
                 None => None,
                 Some(_) => Some(uint(ie::LAYER2_SEGMENT_ID)?),
             },
+            sampling: match (self.field(ie::SELECTOR_ID), self.field(ie::FLOW_SAMPLER_ID)) {
+                (Some(_), _) => Some(uint(ie::SELECTOR_ID)? as u32),
+                (None, Some(_)) => Some(uint(ie::FLOW_SAMPLER_ID)? as u32),
+                (None, None) => None,
+            },
         })
+    }
+
+    /// The (selector id, 1-in-N interval) an options record describes: IPFIX selectorId
+    /// (scope) with samplingPacketInterval / samplingPacketSpace (RFC 5477 §8.2.2:
+    /// N = (interval + space) / interval) or samplingInterval; v9 FLOW_SAMPLER_ID with
+    /// FLOW_SAMPLER_RANDOM_INTERVAL. `None` for any other record.
+    pub fn selector_interval(&self) -> Option<(u64, u32)> {
+        let by = |id: u16| {
+            self.fields
+                .iter()
+                .find(|f| f.ie_id == id && f.enterprise.is_none())
+                .and_then(|f| get_uint(&f.value))
+        };
+        if !self.is_options() {
+            return None;
+        }
+        let id = by(ie::SELECTOR_ID).or_else(|| by(ie::FLOW_SAMPLER_ID))?;
+        let n = match (
+            by(ie::SAMPLING_PACKET_INTERVAL),
+            by(ie::SAMPLING_PACKET_SPACE),
+        ) {
+            (Some(i), Some(s)) if i > 0 => (i + s) / i,
+            _ => by(ie::FLOW_SAMPLER_RANDOM_INTERVAL).or_else(|| by(ie::SAMPLING_INTERVAL))?,
+        };
+        Some((id, u32::try_from(n).ok()?))
     }
 }
 
@@ -274,6 +307,14 @@ impl Message {
             },
             None => TimeBase::Absolute,
         }
+    }
+
+    /// (selector id, 1-in-N interval) of every selector options record in the message
+    /// ([`DataRecord::selector_interval`]), in wire order.
+    pub fn selector_intervals(&self) -> Vec<(u64, u32)> {
+        self.data_records()
+            .filter_map(DataRecord::selector_interval)
+            .collect()
     }
 
     /// Non-options data records converted to [`FlowRecord`]s with [`Self::time_base`].

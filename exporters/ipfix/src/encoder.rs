@@ -7,10 +7,11 @@
 //!   datagrams;
 //! * within one datagram, records are grouped into one set per template (in order of
 //!   first use), so the record order across templates inside a datagram is not kept
-//!   (the order of records of one template is);
-//! * a refresh puts, in this order, the template set, the options template set and
-//!   the options data sets (sampling, interfaces, exporter statistics) at the start of
-//!   a datagram; flow data follows in the same datagram when it fits;
+//!   (the order of records of one template is); sets of templates, options templates and
+//!   options data go before the flow data sets, whenever they are added;
+//! * a refresh puts, in this order, the template set, the options template sets and
+//!   the options data sets (sampling, selectors, interfaces, exporter statistics) at the
+//!   start of a datagram; flow data follows in the same datagram when it fits;
 //! * each options template goes in a set of its own: pmacct's nfacctd (1.7) steps over an
 //!   options template by a length computed from the header as if it were a v9 one with
 //!   byte counts, lands inside the next template or the padding, calls the set malformed
@@ -19,6 +20,15 @@
 //! * every set is zero-padded to a multiple of 4 bytes (RFC 3954 §5.3 "SHOULD",
 //!   RFC 7011 §3.3.1 "MAY"); the padding is counted in the set length and is always
 //!   shorter than the smallest record, so it can't be mistaken for one;
+//! * a record with its own sampling ([`FlowRecord::sampling`]) goes out with a selector
+//!   template (263–266) and needs the options record describing its selector (267): the
+//!   first such record of a stream brings the selector templates into the stream, each new
+//!   rate its options record, right before the record; every refresh repeats them for every
+//!   rate seen. At most [`MAX_SELECTORS`] rates are announced; records with further rates
+//!   still carry their selector id (= the rate) and are counted
+//!   ([`Encoder::selectors_over_cap`]);
+//! * each selector options record goes in a set of its own: nfdump reads only the first
+//!   record of a sampler options set;
 //! * IPFIX sequence number = data records (flow data and options data) sent before this
 //!   message, mod 2^32 (RFC 7011 §3.1); v9 sequence number = export packets sent
 //!   before this one, mod 2^32 (RFC 3954 §5.1); v9 `count` = every record in the packet.
@@ -27,7 +37,9 @@ use crate::error::ConfigError;
 use crate::flow::{ExporterStats, FlowRecord, InterfaceInfo, Sampling};
 use crate::header::{IpfixHeader, V9Header};
 use crate::set::{options_template_set_id, template_set_id, SetHeader};
-use crate::templates::{self, OPTIONS_INTERFACES, OPTIONS_SAMPLING, OPTIONS_STATS};
+use crate::templates::{
+    self, OPTIONS_INTERFACES, OPTIONS_SAMPLING, OPTIONS_SELECTOR, OPTIONS_STATS,
+};
 use crate::Version;
 
 /// Encoder configuration.
@@ -81,18 +93,31 @@ pub struct ExportClock {
 /// Largest `max_payload` accepted: the 16-bit IPFIX message length limit.
 pub const MAX_PAYLOAD_LIMIT: usize = 65535;
 
-/// A datagram under construction: one set per set id, in order of first use, so that
-/// interleaved IPv4 / IPv6 records share two data sets instead of alternating sets.
+/// Most distinct per-record sampling rates a stream announces (selector options records
+/// resent with every refresh: 64 × 28 bytes at most).
+pub const MAX_SELECTORS: usize = 64;
+
+/// A datagram under construction: one set per set key, in order of first use, so that
+/// interleaved IPv4 / IPv6 records share two data sets instead of alternating sets; except
+/// that a new set of anything but flow data (templates, options templates, options data)
+/// goes before the first flow data set, so that the templates and selector options a
+/// record needs precede it even when they are announced after flow data of the message.
 struct Msg {
     header_len: usize,
-    /// (set key, set id, records bytes) per set.
-    sets: Vec<(u32, u16, Vec<u8>)>,
+    sets: Vec<MsgSet>,
     /// Datagram length so far, with set headers and padding.
     len: usize,
     /// All records (v9 header count).
     records: u32,
     /// Data records incl. options data (IPFIX sequence number).
     data_records: u32,
+}
+
+struct MsgSet {
+    key: u32,
+    set_id: u16,
+    flow: bool,
+    body: Vec<u8>,
 }
 
 fn pad4(n: usize) -> usize {
@@ -126,30 +151,56 @@ impl Msg {
         }
     }
 
-    /// Whether record `rec` of set `set_id` still fits within `max` bytes.
-    fn fits(&self, set_id: u16, rec: &[u8], max: usize) -> bool {
-        let (key, len) = (set_key(set_id, rec), rec.len());
-        let grow = match self.sets.iter().find(|(k, _, _)| *k == key) {
-            Some((_, _, body)) => set_size(body.len() + len) - set_size(body.len()),
-            None => set_size(len),
-        };
-        self.len + grow <= max
+    /// The set `rec` joins, if any: the one with its key (solo records never join one).
+    fn set_of(&mut self, p: Place, rec: &[u8]) -> Option<&mut MsgSet> {
+        let key = set_key(p.set_id, rec);
+        match p.solo {
+            true => None,
+            false => self.sets.iter_mut().find(|s| s.key == key),
+        }
     }
 
-    fn add(&mut self, set_id: u16, rec: &[u8], data: bool) {
-        let key = set_key(set_id, rec);
-        match self.sets.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, _, body)) => {
-                self.len += set_size(body.len() + rec.len()) - set_size(body.len());
-                body.extend_from_slice(rec);
-            }
+    /// Bytes the datagram grows by when `rec` is added.
+    fn growth(&mut self, p: Place, rec: &[u8]) -> usize {
+        match self.set_of(p, rec) {
+            Some(s) => set_size(s.body.len() + rec.len()) - set_size(s.body.len()),
+            None => set_size(rec.len()),
+        }
+    }
+
+    /// Whether `rec` still fits within `max` bytes.
+    fn fits(&mut self, p: Place, rec: &[u8], max: usize) -> bool {
+        self.len + self.growth(p, rec) <= max
+    }
+
+    fn add(&mut self, p: Place, rec: &[u8]) {
+        self.len += self.growth(p, rec);
+        match self.set_of(p, rec) {
+            Some(s) => s.body.extend_from_slice(rec),
             None => {
-                self.len += set_size(rec.len());
-                self.sets.push((key, set_id, rec.to_vec()));
+                let set = MsgSet {
+                    // Solo sets get a key no other record asks for (set keys fit in 17 bits).
+                    key: match p.solo {
+                        true => 1 << 24 | self.sets.len() as u32,
+                        false => set_key(p.set_id, rec),
+                    },
+                    set_id: p.set_id,
+                    flow: p.flow,
+                    body: rec.to_vec(),
+                };
+                let at = match p.flow {
+                    true => self.sets.len(),
+                    false => self
+                        .sets
+                        .iter()
+                        .position(|s| s.flow)
+                        .unwrap_or(self.sets.len()),
+                };
+                self.sets.insert(at, set);
             }
         }
         self.records += 1;
-        if data {
+        if p.data {
             self.data_records += 1;
         }
     }
@@ -158,14 +209,14 @@ impl Msg {
     fn assemble(&self) -> Vec<u8> {
         let mut buf = vec![0u8; self.len];
         let mut pos = self.header_len;
-        for (_, set_id, body) in &self.sets {
-            let length = set_size(body.len());
+        for s in &self.sets {
+            let length = set_size(s.body.len());
             SetHeader {
-                set_id: *set_id,
+                set_id: s.set_id,
                 length: length as u16,
             }
             .emit(&mut buf[pos..]);
-            buf[pos + SetHeader::LEN..pos + SetHeader::LEN + body.len()].copy_from_slice(body);
+            buf[pos + SetHeader::LEN..pos + SetHeader::LEN + s.body.len()].copy_from_slice(&s.body);
             pos += length;
         }
         debug_assert_eq!(pos, buf.len());
@@ -189,6 +240,71 @@ pub struct Encoder {
     force: bool,
     interfaces: Vec<InterfaceInfo>,
     stats: ExporterStats,
+    /// Per-record sampling rates announced so far (at most [`MAX_SELECTORS`]), in order of
+    /// first use.
+    selectors: Vec<u32>,
+    /// Records sent with a rate that could not be announced (over the cap).
+    selectors_over_cap: u64,
+}
+
+/// How a record is placed: its set, whether it is data (IPFIX sequence number), whether it
+/// needs a set of its own, whether it is flow data (see [`Msg`]).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    set_id: u16,
+    data: bool,
+    solo: bool,
+    flow: bool,
+}
+
+impl Place {
+    fn template(set_id: u16) -> Place {
+        Place {
+            set_id,
+            data: false,
+            solo: false,
+            flow: false,
+        }
+    }
+
+    /// An options data record.
+    fn data(set_id: u16) -> Place {
+        Place {
+            set_id,
+            data: true,
+            solo: false,
+            flow: false,
+        }
+    }
+
+    /// A flow data record.
+    fn flow(set_id: u16) -> Place {
+        Place {
+            set_id,
+            data: true,
+            solo: false,
+            flow: true,
+        }
+    }
+}
+
+impl Place {
+    /// A selector options record: data, in a set of its own.
+    fn selector() -> Place {
+        Place {
+            set_id: OPTIONS_SELECTOR,
+            data: true,
+            solo: true,
+            flow: false,
+        }
+    }
+}
+
+/// `t` emitted into `rec` (cleared first).
+fn emit_template(t: &crate::template::TemplateRecord, v: Version, rec: &mut Vec<u8>) {
+    rec.clear();
+    rec.resize(t.buffer_len(v), 0);
+    t.emit(rec, v);
 }
 
 impl Encoder {
@@ -220,7 +336,20 @@ impl Encoder {
             force: false,
             interfaces: Vec::new(),
             stats: ExporterStats::default(),
+            selectors: Vec::new(),
+            selectors_over_cap: 0,
         })
+    }
+
+    /// Per-record sampling rates announced so far, in order of first use.
+    pub fn selectors(&self) -> &[u32] {
+        &self.selectors
+    }
+
+    /// Records sent with a per-record sampling rate that was not announced because
+    /// [`MAX_SELECTORS`] rates already were (they still carry the rate as selector id).
+    pub fn selectors_over_cap(&self) -> u64 {
+        self.selectors_over_cap
     }
 
     /// The configuration in force.
@@ -278,11 +407,71 @@ impl Encoder {
         }
         let mut rec = Vec::with_capacity(128);
         for r in records {
+            if let Some(n) = r.sampling.map(templates::selector_id) {
+                if !self.selectors.contains(&n) {
+                    if self.selectors.len() < MAX_SELECTORS {
+                        self.announce(n, &mut msg, &clock, out);
+                    } else {
+                        self.selectors_over_cap += 1;
+                    }
+                }
+            }
             rec.clear();
             let tid = templates::encode_flow(r, self.cfg.version, &clock, &mut rec);
-            self.push(&mut msg, tid, &rec, true, &clock, out, true);
+            self.push(&mut msg, Place::flow(tid), &rec, &clock, out, true);
         }
         self.flush(&mut msg, &clock, out);
+    }
+
+    /// Adds rate `n` to the announced selectors and sends what a collector needs before the
+    /// first record with it: the selector templates (for the first rate of the stream) and
+    /// the options record of `n`. A refresh falling due first sends them all anyway.
+    fn announce(
+        &mut self,
+        n: u32,
+        msg: &mut Option<Msg>,
+        clock: &ExportClock,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let first = self.selectors.is_empty();
+        self.selectors.push(n);
+        if msg.is_none() && self.refresh_due(clock) {
+            self.push_templates(msg, clock, out);
+            return;
+        }
+        let mut rec = Vec::with_capacity(128);
+        if first {
+            self.push_selector_templates(msg, clock, out, &mut rec);
+        }
+        rec.clear();
+        let v = self.cfg.version;
+        templates::encode_selector(v, self.cfg.observation_domain, n, &mut rec);
+        self.push(msg, Place::selector(), &rec, clock, out, false);
+    }
+
+    /// The selector flow templates (263–266) and the selector options template (267).
+    fn push_selector_templates(
+        &mut self,
+        msg: &mut Option<Msg>,
+        clock: &ExportClock,
+        out: &mut Vec<Vec<u8>>,
+        rec: &mut Vec<u8>,
+    ) {
+        let v = self.cfg.version;
+        for t in templates::selector_flow_templates(v) {
+            emit_template(&t, v, rec);
+            self.push(
+                msg,
+                Place::template(template_set_id(v)),
+                rec,
+                clock,
+                out,
+                false,
+            );
+        }
+        emit_template(&templates::selector_template(v), v, rec);
+        let place = Place::template(options_template_set_id(v));
+        self.push(msg, place, rec, clock, out, false);
     }
 
     fn push_templates(
@@ -297,67 +486,76 @@ impl Encoder {
         self.packets_since_templates = 0;
         let mut rec = Vec::with_capacity(256);
         for t in templates::flow_templates(v) {
-            rec.clear();
-            rec.resize(t.buffer_len(v), 0);
-            t.emit(&mut rec, v);
-            self.push(msg, template_set_id(v), &rec, false, clock, out, false);
-        }
-        for t in templates::options_templates(v) {
-            rec.clear();
-            rec.resize(t.buffer_len(v), 0);
-            t.emit(&mut rec, v);
+            emit_template(&t, v, &mut rec);
             self.push(
                 msg,
-                options_template_set_id(v),
+                Place::template(template_set_id(v)),
                 &rec,
-                false,
                 clock,
                 out,
                 false,
             );
         }
+        for t in templates::options_templates(v) {
+            emit_template(&t, v, &mut rec);
+            let place = Place::template(options_template_set_id(v));
+            self.push(msg, place, &rec, clock, out, false);
+        }
+        if !self.selectors.is_empty() {
+            self.push_selector_templates(msg, clock, out, &mut rec);
+        }
         let domain = self.cfg.observation_domain;
         rec.clear();
         templates::encode_sampling(v, domain, self.cfg.sampling, &mut rec);
-        self.push(msg, OPTIONS_SAMPLING, &rec, true, clock, out, false);
+        self.push(msg, Place::data(OPTIONS_SAMPLING), &rec, clock, out, false);
+        for i in 0..self.selectors.len() {
+            rec.clear();
+            templates::encode_selector(v, domain, self.selectors[i], &mut rec);
+            self.push(msg, Place::selector(), &rec, clock, out, false);
+        }
         let ifs = std::mem::take(&mut self.interfaces);
         for i in &ifs {
             rec.clear();
             templates::encode_interface(v, i, &mut rec);
-            self.push(msg, OPTIONS_INTERFACES, &rec, true, clock, out, false);
+            self.push(
+                msg,
+                Place::data(OPTIONS_INTERFACES),
+                &rec,
+                clock,
+                out,
+                false,
+            );
         }
         self.interfaces = ifs;
         rec.clear();
         templates::encode_stats(domain, self.stats, &mut rec);
-        self.push(msg, OPTIONS_STATS, &rec, true, clock, out, false);
+        self.push(msg, Place::data(OPTIONS_STATS), &rec, clock, out, false);
         // Count datagrams from the one holding the end of the template block, so a
         // block spanning several datagrams can't retrigger itself.
         self.packets_since_templates = 0;
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         msg: &mut Option<Msg>,
-        set_id: u16,
+        p: Place,
         rec: &[u8],
-        data: bool,
         clock: &ExportClock,
         out: &mut Vec<Vec<u8>>,
         allow_refresh: bool,
     ) {
         let max = self.cfg.max_payload;
-        if msg.as_ref().is_some_and(|m| !m.fits(set_id, rec, max)) {
+        if msg.as_mut().is_some_and(|m| !m.fits(p, rec, max)) {
             self.flush(msg, clock, out);
         }
         if msg.is_none() && allow_refresh && self.refresh_due(clock) {
             self.push_templates(msg, clock, out);
-            if msg.as_ref().is_some_and(|m| !m.fits(set_id, rec, max)) {
+            if msg.as_mut().is_some_and(|m| !m.fits(p, rec, max)) {
                 self.flush(msg, clock, out);
             }
         }
         msg.get_or_insert_with(|| Msg::new(self.cfg.version.header_len()))
-            .add(set_id, rec, data);
+            .add(p, rec);
     }
 
     fn flush(&mut self, msg: &mut Option<Msg>, clock: &ExportClock, out: &mut Vec<Vec<u8>>) {

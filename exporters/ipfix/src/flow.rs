@@ -50,6 +50,12 @@ pub struct FlowRecord {
     pub end_reason: u8,
     /// layer2SegmentId (IE 351): VXLAN VNI / tunnel id. Exported in IPFIX only.
     pub layer2_segment_id: Option<u64>,
+    /// 1-in-N packet sampling of this record when it differs from the observation domain's
+    /// ([`crate::EncoderConfig::sampling`]), e.g. a flow built from another agent's samples.
+    /// `Some(n)` goes out with a selector template (selectorId / FLOW_SAMPLER_ID = n) and an
+    /// options record announcing n (see `templates.rs`); `None` with the plain templates,
+    /// scaled by the domain's sampling. 0 is sent as 1 (unsampled).
+    pub sampling: Option<u32>,
 }
 
 /// Interface name / description, exported as options data (scope: ingressInterface).

@@ -40,6 +40,13 @@ pub const ICMP_TYPE_CODE_IPV4: u16 = 32;
 pub const SAMPLING_INTERVAL: u16 = 34;
 /// samplingAlgorithm / SAMPLING_ALGORITHM (1 deterministic, 2 random).
 pub const SAMPLING_ALGORITHM: u16 = 35;
+/// FLOW_SAMPLER_ID (v9, RFC 3954 §8; IPFIX samplerId, deprecated for selectorId 302): the
+/// sampler a data record was selected by.
+pub const FLOW_SAMPLER_ID: u16 = 48;
+/// FLOW_SAMPLER_MODE (v9): 1 deterministic, 2 random.
+pub const FLOW_SAMPLER_MODE: u16 = 49;
+/// FLOW_SAMPLER_RANDOM_INTERVAL (v9): the N of 1-in-N.
+pub const FLOW_SAMPLER_RANDOM_INTERVAL: u16 = 50;
 /// exportedMessageTotalCount / TOTAL_PKTS_EXP.
 pub const EXPORTED_MESSAGE_TOTAL_COUNT: u16 = 41;
 /// exportedFlowRecordTotalCount / TOTAL_FLOWS_EXP.
@@ -76,6 +83,9 @@ pub const FLOW_START_MILLISECONDS: u16 = 152;
 pub const FLOW_END_MILLISECONDS: u16 = 153;
 /// ignoredPacketTotalCount.
 pub const IGNORED_PACKET_TOTAL_COUNT: u16 = 164;
+/// selectorId (RFC 5477 §8.1.1): identifies a selector (a sampling method and its
+/// parameters) in the data records it selected and in the options that describe it.
+pub const SELECTOR_ID: u16 = 302;
 /// selectorAlgorithm (RFC 5477 §8.2.1).
 pub const SELECTOR_ALGORITHM: u16 = 304;
 /// samplingPacketInterval (RFC 5477).

@@ -1,17 +1,29 @@
 //! The templates and options templates this crate exports, and the encoding of
 //! [`FlowRecord`]s and options data into data records that follow them.
 //!
-//! | id  | kind             | IPFIX                               | NetFlow v9                 |
-//! |-----|------------------|-------------------------------------|----------------------------|
-//! | 256 | flow, IPv4       | yes                                 | yes                        |
-//! | 257 | flow, IPv6       | yes                                 | yes                        |
-//! | 258 | flow, IPv4 + 351 | yes (records with layer2SegmentId)  | no (351 is not sent in v9) |
-//! | 259 | flow, IPv6 + 351 | yes                                 | no                         |
-//! | 260 | options: sampling| scope observationDomainId           | scope System (source id)   |
-//! | 261 | options: ifaces  | scope ingressInterface              | scope Interface (ifIndex)  |
-//! | 262 | options: stats   | scope observationDomainId           | scope System (source id)   |
+//! | id  | kind                        | IPFIX                               | NetFlow v9                 |
+//! |-----|-----------------------------|-------------------------------------|----------------------------|
+//! | 256 | flow, IPv4                  | yes                                 | yes                        |
+//! | 257 | flow, IPv6                  | yes                                 | yes                        |
+//! | 258 | flow, IPv4 + 351            | yes (records with layer2SegmentId)  | no (351 is not sent in v9) |
+//! | 259 | flow, IPv6 + 351            | yes                                 | no                         |
+//! | 260 | options: sampling           | scope observationDomainId           | scope System (source id)   |
+//! | 261 | options: ifaces             | scope ingressInterface              | scope Interface (ifIndex)  |
+//! | 262 | options: stats              | scope observationDomainId           | scope System (source id)   |
+//! | 263 | flow, IPv4 + selector       | + selectorId 302 (8)                | + FLOW_SAMPLER_ID 48 (4)   |
+//! | 264 | flow, IPv6 + selector       | + selectorId 302 (8)                | + FLOW_SAMPLER_ID 48 (4)   |
+//! | 265 | flow, IPv4 + 351 + selector | yes                                 | no                         |
+//! | 266 | flow, IPv6 + 351 + selector | yes                                 | no                         |
+//! | 267 | options: selector           | scope selectorId                    | scope System (source id)   |
 //!
-//! Field lists: see [`flow_template`] and the options template functions.
+//! Templates 263–267 carry records whose sampling differs from the observation domain's
+//! ([`FlowRecord::sampling`]): the record names its selector (RFC 5477 §8.1.1 selectorId;
+//! v9 FLOW_SAMPLER_ID, RFC 3954 §8) and an options record of template 267 describes it. The
+//! selector id is the 1-in-N rate itself, so it needs no state to assign and a reader that
+//! missed the options still sees the rate. They are sent only once a stream has such a
+//! record (see the encoder).
+//!
+//! Field lists: see [`flow_fields_of`] and the options template functions.
 
 use crate::encoder::ExportClock;
 use crate::flow::{ExporterStats, FlowRecord, InterfaceInfo, Sampling};
@@ -35,6 +47,21 @@ pub const OPTIONS_SAMPLING: u16 = 260;
 pub const OPTIONS_INTERFACES: u16 = 261;
 /// Options template: exporting-process statistics.
 pub const OPTIONS_STATS: u16 = 262;
+/// Flow template, IPv4, with a selector.
+pub const FLOW_V4_SEL: u16 = 263;
+/// Flow template, IPv6, with a selector.
+pub const FLOW_V6_SEL: u16 = 264;
+/// Flow template, IPv4 with layer2SegmentId and a selector (IPFIX only).
+pub const FLOW_V4_L2_SEL: u16 = 265;
+/// Flow template, IPv6 with layer2SegmentId and a selector (IPFIX only).
+pub const FLOW_V6_L2_SEL: u16 = 266;
+/// Options template: one selector (per-record sampling rate), scoped by its id.
+pub const OPTIONS_SELECTOR: u16 = 267;
+
+/// Bytes of selectorId in IPFIX (its IANA type, unsigned64; pmacct reads it only at 8).
+pub const IPFIX_SELECTOR_ID_LEN: u16 = 8;
+/// Bytes of FLOW_SAMPLER_ID in NetFlow v9 (pmacct reads 1, 2 or 4; nfdump any).
+pub const V9_SAMPLER_ID_LEN: u16 = 4;
 
 /// Bytes of the zero-padded fixed IF_NAME field in NetFlow v9.
 pub const V9_IF_NAME_LEN: u16 = 32;
@@ -45,11 +72,42 @@ pub const IPFIX_IF_NAME_MAX: usize = 64;
 /// Longest interfaceDescription sent in IPFIX (variable length), in bytes.
 pub const IPFIX_IF_DESC_MAX: usize = 128;
 
-/// Field list of a flow template: (IE id, length) for `version`, address family and
-/// presence of layer2SegmentId. The order is the record order.
-pub fn flow_fields(version: Version, v6: bool, l2: bool) -> Vec<FieldSpec> {
+/// Which flow template a record needs: address family, layer2SegmentId, selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowShape {
+    /// IPv6 addresses (else IPv4).
+    pub v6: bool,
+    /// layer2SegmentId present (IPFIX only; ignored for v9).
+    pub l2: bool,
+    /// A selector field naming the record's own sampling ([`FlowRecord::sampling`]).
+    pub selector: bool,
+}
+
+impl FlowShape {
+    /// The shape `rec` is exported with in `version`.
+    pub fn of(rec: &FlowRecord, version: Version) -> FlowShape {
+        FlowShape {
+            v6: is_v6(rec),
+            l2: rec.layer2_segment_id.is_some() && version == Version::Ipfix,
+            selector: rec.sampling.is_some(),
+        }
+    }
+}
+
+/// The selector field of the flow templates 263–266 (and the selector of template 267):
+/// IPFIX selectorId (RFC 5477 §8.1.1), v9 FLOW_SAMPLER_ID (RFC 3954 §8).
+pub fn selector_field(version: Version) -> FieldSpec {
+    match version {
+        Version::Ipfix => FieldSpec::new(ie::SELECTOR_ID, IPFIX_SELECTOR_ID_LEN),
+        Version::NetflowV9 => FieldSpec::new(ie::FLOW_SAMPLER_ID, V9_SAMPLER_ID_LEN),
+    }
+}
+
+/// Field list of a flow template: (IE id, length) for `version` and `shape`. The order is
+/// the record order; the selector field, when present, comes last.
+pub fn flow_fields_of(version: Version, shape: FlowShape) -> Vec<FieldSpec> {
     let ipfix = version == Version::Ipfix;
-    let (src, dst, alen) = if v6 {
+    let (src, dst, alen) = if shape.v6 {
         (ie::SOURCE_IPV6_ADDRESS, ie::DESTINATION_IPV6_ADDRESS, 16)
     } else {
         (ie::SOURCE_IPV4_ADDRESS, ie::DESTINATION_IPV4_ADDRESS, 4)
@@ -59,7 +117,7 @@ pub fn flow_fields(version: Version, v6: bool, l2: bool) -> Vec<FieldSpec> {
     } else {
         (ie::FIRST_SWITCHED, ie::LAST_SWITCHED, 4)
     };
-    let icmp = if v6 {
+    let icmp = if shape.v6 {
         ie::ICMP_TYPE_CODE_IPV6
     } else {
         ie::ICMP_TYPE_CODE_IPV4
@@ -88,33 +146,76 @@ pub fn flow_fields(version: Version, v6: bool, l2: bool) -> Vec<FieldSpec> {
         FieldSpec::new(ie::FLOW_END_REASON, 1),
         FieldSpec::new(ie::IP_VERSION, 1),
     ];
-    if ipfix && l2 {
+    if ipfix && shape.l2 {
         f.push(FieldSpec::new(ie::LAYER2_SEGMENT_ID, 8));
+    }
+    if shape.selector {
+        f.push(selector_field(version));
     }
     f
 }
 
-/// Template id used for a record of this family / layer2SegmentId presence.
+/// Field list of a plain flow template (no selector): [`flow_fields_of`].
+pub fn flow_fields(version: Version, v6: bool, l2: bool) -> Vec<FieldSpec> {
+    flow_fields_of(
+        version,
+        FlowShape {
+            v6,
+            l2,
+            selector: false,
+        },
+    )
+}
+
+/// Template id used for a record of this shape (layer2SegmentId counts in IPFIX only).
+pub fn flow_template_id_of(version: Version, shape: FlowShape) -> u16 {
+    let l2 = shape.l2 && version == Version::Ipfix;
+    match (shape.selector, shape.v6, l2) {
+        (false, false, false) => FLOW_V4,
+        (false, true, false) => FLOW_V6,
+        (false, false, true) => FLOW_V4_L2,
+        (false, true, true) => FLOW_V6_L2,
+        (true, false, false) => FLOW_V4_SEL,
+        (true, true, false) => FLOW_V6_SEL,
+        (true, false, true) => FLOW_V4_L2_SEL,
+        (true, true, true) => FLOW_V6_L2_SEL,
+    }
+}
+
+/// Template id used for a record of this family / layer2SegmentId presence, no selector.
 pub fn flow_template_id(version: Version, v6: bool, l2: bool) -> u16 {
-    match (v6, l2 && version == Version::Ipfix) {
-        (false, false) => FLOW_V4,
-        (true, false) => FLOW_V6,
-        (false, true) => FLOW_V4_L2,
-        (true, true) => FLOW_V6_L2,
-    }
+    flow_template_id_of(
+        version,
+        FlowShape {
+            v6,
+            l2,
+            selector: false,
+        },
+    )
 }
 
-/// The flow template record for `version`, family and layer2SegmentId presence.
-pub fn flow_template(version: Version, v6: bool, l2: bool) -> TemplateRecord {
+/// The flow template record for `version` and `shape`.
+pub fn flow_template_of(version: Version, shape: FlowShape) -> TemplateRecord {
     TemplateRecord {
-        template_id: flow_template_id(version, v6, l2),
+        template_id: flow_template_id_of(version, shape),
         scope_field_count: 0,
-        fields: flow_fields(version, v6, l2),
+        fields: flow_fields_of(version, shape),
     }
 }
 
-/// All flow templates exported for `version`.
-pub fn flow_templates(version: Version) -> Vec<TemplateRecord> {
+/// The plain flow template record for `version`, family and layer2SegmentId presence.
+pub fn flow_template(version: Version, v6: bool, l2: bool) -> TemplateRecord {
+    flow_template_of(
+        version,
+        FlowShape {
+            v6,
+            l2,
+            selector: false,
+        },
+    )
+}
+
+fn templates_with(version: Version, selector: bool) -> Vec<TemplateRecord> {
     let l2s: &[bool] = match version {
         Version::Ipfix => &[false, true],
         Version::NetflowV9 => &[false],
@@ -122,11 +223,22 @@ pub fn flow_templates(version: Version) -> Vec<TemplateRecord> {
     let mut v = Vec::new();
     for &l2 in l2s {
         for v6 in [false, true] {
-            v.push(flow_template(version, v6, l2));
+            v.push(flow_template_of(version, FlowShape { v6, l2, selector }));
         }
     }
     v.sort_by_key(|t| t.template_id);
     v
+}
+
+/// The plain flow templates exported for `version` (256–259), sent with every refresh.
+pub fn flow_templates(version: Version) -> Vec<TemplateRecord> {
+    templates_with(version, false)
+}
+
+/// The flow templates with a selector (263–266), sent once a stream has a record with
+/// [`FlowRecord::sampling`].
+pub fn selector_flow_templates(version: Version) -> Vec<TemplateRecord> {
+    templates_with(version, true)
 }
 
 fn domain_scope(version: Version) -> FieldSpec {
@@ -211,6 +323,42 @@ pub fn options_templates(version: Version) -> Vec<TemplateRecord> {
     ]
 }
 
+/// Selector options template (id 267): what a selector id in a flow record stands for.
+///
+/// IPFIX (RFC 5477 §8.1–8.2, scope per RFC 7011 §3.4.2.1): scope selectorId(8);
+/// samplingInterval(4), samplingAlgorithm(1), samplingPacketInterval(4),
+/// samplingPacketSpace(4), selectorAlgorithm(2) — the fields and order of template 260, so
+/// readers that take the older pair and readers that take the RFC 5477 ones agree (nfdump
+/// stores 34 and 306 in one slot and keeps the later, 306).
+///
+/// v9 (RFC 3954 §6.1 / §8, Cisco's sampler options): scope System(4) = source id;
+/// FLOW_SAMPLER_ID(4), FLOW_SAMPLER_MODE(1), FLOW_SAMPLER_RANDOM_INTERVAL(4). nfdump reads
+/// the sampler only from option (not scope) fields; SAMPLING_INTERVAL / SAMPLING_ALGORITHM are
+/// left out because nfdump would take them for the domain-wide rate.
+pub fn selector_template(version: Version) -> TemplateRecord {
+    let fields = match version {
+        Version::Ipfix => vec![
+            selector_field(version),
+            FieldSpec::new(ie::SAMPLING_INTERVAL, 4),
+            FieldSpec::new(ie::SAMPLING_ALGORITHM, 1),
+            FieldSpec::new(ie::SAMPLING_PACKET_INTERVAL, 4),
+            FieldSpec::new(ie::SAMPLING_PACKET_SPACE, 4),
+            FieldSpec::new(ie::SELECTOR_ALGORITHM, 2),
+        ],
+        Version::NetflowV9 => vec![
+            domain_scope(version),
+            selector_field(version),
+            FieldSpec::new(ie::FLOW_SAMPLER_MODE, 1),
+            FieldSpec::new(ie::FLOW_SAMPLER_RANDOM_INTERVAL, 4),
+        ],
+    };
+    TemplateRecord {
+        template_id: OPTIONS_SELECTOR,
+        scope_field_count: 1,
+        fields,
+    }
+}
+
 /// NetFlow v9 FIRST_SWITCHED / LAST_SWITCHED value of an absolute time: the exporter's
 /// sysUptime at `t_ms`, i.e. `uptime_ms - (unix_ms - t_ms)` in wrapping u32 arithmetic.
 /// A flow that predates the exporter start yields a wrapped (large) value, which
@@ -230,25 +378,32 @@ fn addr_bytes(a: IpAddr, v6: bool) -> [u8; 16] {
     out
 }
 
-/// [`flow_fields`] and the record length, built once per combination (the encoder's hot
+/// [`flow_fields_of`] and the record length, built once per combination (the encoder's hot
 /// path must not allocate per record).
-fn cached_flow_fields(version: Version, v6: bool, l2: bool) -> (&'static [FieldSpec], usize) {
-    type Lists = [(Vec<FieldSpec>, usize); 8];
+fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [FieldSpec], usize) {
+    type Lists = [(Vec<FieldSpec>, usize); 16];
     static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
     let lists = LISTS.get_or_init(|| {
         std::array::from_fn(|i| {
-            let version = if i & 4 == 0 {
+            let version = if i & 8 == 0 {
                 Version::Ipfix
             } else {
                 Version::NetflowV9
             };
-            let f = flow_fields(version, i & 2 != 0, i & 1 != 0);
+            let shape = FlowShape {
+                v6: i & 2 != 0,
+                l2: i & 1 != 0,
+                selector: i & 4 != 0,
+            };
+            let f = flow_fields_of(version, shape);
             let len = f.iter().map(|f| usize::from(f.length)).sum();
             (f, len)
         })
     });
-    let i =
-        usize::from(version == Version::NetflowV9) << 2 | usize::from(v6) << 1 | usize::from(l2);
+    let i = usize::from(version == Version::NetflowV9) << 3
+        | usize::from(shape.selector) << 2
+        | usize::from(shape.v6) << 1
+        | usize::from(shape.l2);
     (&lists[i].0, lists[i].1)
 }
 
@@ -265,9 +420,9 @@ pub fn encode_flow(
     clock: &ExportClock,
     out: &mut Vec<u8>,
 ) -> u16 {
-    let v6 = is_v6(rec);
-    let l2 = rec.layer2_segment_id.is_some();
-    let (fields, len) = cached_flow_fields(version, v6, l2);
+    let shape = FlowShape::of(rec, version);
+    let v6 = shape.v6;
+    let (fields, len) = cached_flow_fields(version, shape);
     let mut pos = out.len();
     out.resize(pos + len, 0);
     for f in fields {
@@ -285,7 +440,7 @@ pub fn encode_flow(
             id => put_uint(dst, flow_uint(id, rec, version, v6, clock)),
         }
     }
-    flow_template_id(version, v6, l2)
+    flow_template_id_of(version, shape)
 }
 
 fn flow_uint(id: u16, rec: &FlowRecord, version: Version, v6: bool, clock: &ExportClock) -> u64 {
@@ -317,6 +472,7 @@ fn flow_uint(id: u16, rec: &FlowRecord, version: Version, v6: bool, clock: &Expo
             }
         }
         ie::LAYER2_SEGMENT_ID => rec.layer2_segment_id.unwrap_or(0),
+        ie::SELECTOR_ID | ie::FLOW_SAMPLER_ID => selector_id(rec.sampling.unwrap_or(1)).into(),
         _ => {
             debug_assert!(false, "unhandled flow field {id} for {version:?}");
             0
@@ -330,14 +486,44 @@ fn flow_uint(id: u16, rec: &FlowRecord, version: Version, v6: bool, clock: &Expo
 /// 3 (random n-out-of-N) otherwise; samplingPacketInterval = 1 and
 /// samplingPacketSpace = interval - 1 give the 1-in-N rate the way nfdump/pmacct read it.
 pub fn encode_sampling(version: Version, domain: u32, s: Sampling, out: &mut Vec<u8>) {
-    let n = s.interval.max(1);
     out.extend_from_slice(&domain.to_be_bytes());
+    encode_sampling_fields(version, s, out);
+}
+
+/// The non-scope fields of [`encode_sampling`].
+fn encode_sampling_fields(version: Version, s: Sampling, out: &mut Vec<u8>) {
+    let n = s.interval.max(1);
     out.extend_from_slice(&n.to_be_bytes());
     out.push(if n == 1 { 1 } else { 2 });
     if version == Version::Ipfix {
         out.extend_from_slice(&1u32.to_be_bytes());
         out.extend_from_slice(&(n - 1).to_be_bytes());
         out.extend_from_slice(&(if n == 1 { 1u16 } else { 3 }).to_be_bytes());
+    }
+}
+
+/// The selector id of 1-in-`interval` sampling: the interval itself (0 read as 1).
+pub fn selector_id(interval: u32) -> u32 {
+    interval.max(1)
+}
+
+/// Selector options data record (template 267) for 1-in-`interval` sampling: the selector
+/// id, then the rate in the same vocabularies as [`encode_sampling`] (IPFIX) or as Cisco's
+/// sampler options (v9: FLOW_SAMPLER_MODE 2 random / 1 deterministic for interval 1,
+/// FLOW_SAMPLER_RANDOM_INTERVAL = interval).
+pub fn encode_selector(version: Version, domain: u32, interval: u32, out: &mut Vec<u8>) {
+    let n = selector_id(interval);
+    match version {
+        Version::Ipfix => {
+            out.extend_from_slice(&u64::from(n).to_be_bytes());
+            encode_sampling_fields(version, Sampling { interval: n }, out);
+        }
+        Version::NetflowV9 => {
+            out.extend_from_slice(&domain.to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
+            out.push(if n == 1 { 1 } else { 2 });
+            out.extend_from_slice(&n.to_be_bytes());
+        }
     }
 }
 
@@ -392,7 +578,9 @@ pub fn encode_stats(domain: u32, s: ExporterStats, out: &mut Vec<u8>) {
 pub fn largest_record(version: Version) -> usize {
     let t = flow_templates(version)
         .iter()
+        .chain(selector_flow_templates(version).iter())
         .chain(options_templates(version).iter())
+        .chain(std::iter::once(&selector_template(version)))
         .map(|t| t.buffer_len(version))
         .max()
         .unwrap_or(0);
@@ -400,9 +588,17 @@ pub fn largest_record(version: Version) -> usize {
         Version::Ipfix => 4 + 1 + IPFIX_IF_NAME_MAX + 1 + IPFIX_IF_DESC_MAX,
         Version::NetflowV9 => 4 + (V9_IF_NAME_LEN + V9_IF_DESC_LEN) as usize,
     };
-    let flow = flow_fields(version, true, true)
-        .iter()
-        .map(|f| f.length as usize)
-        .sum::<usize>();
-    t.max(iface).max(flow)
+    let flow = flow_fields_of(
+        version,
+        FlowShape {
+            v6: true,
+            l2: true,
+            selector: true,
+        },
+    )
+    .iter()
+    .map(|f| f.length as usize)
+    .sum::<usize>();
+    let selector = selector_template(version).min_record_len();
+    t.max(iface).max(flow).max(selector)
 }

@@ -34,6 +34,7 @@ prop_compose! {
         direction in 0u8..2,
         end_reason in 1u8..6,
         layer2_segment_id in proptest::option::of(any::<u64>()),
+        sampling in proptest::option::of(prop_oneof![Just(10u32), Just(100), 1u32..]),
     ) -> FlowRecord {
         let (a, b) = (ages.0.max(ages.1), ages.0.min(ages.1));
         FlowRecord {
@@ -44,6 +45,7 @@ prop_compose! {
             min_ttl: small.3, max_ttl: small.4,
             src_mac: macs.0, dst_mac: macs.1, vlan_id,
             ingress_if: ifs.0, egress_if: ifs.1, direction, end_reason, layer2_segment_id,
+            sampling,
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn flow(i: u32, v6: bool, l2: Option<u64>) -> FlowRecord {
         direction: 1,
         end_reason: 3,
         layer2_segment_id: l2,
+        sampling: None,
     }
 }
 
