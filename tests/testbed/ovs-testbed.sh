@@ -20,7 +20,10 @@
 #     sets them on vm4-vm5 (attached-mac, iface-id, iface-status, vm-uuid),
 #   mirror ${P}m (select-all) with output port ${P}mo, a veth whose peer ${P}mc stays in the root
 #     namespace with no addresses (IPv6 off): capture there.
-#   Optional: SFLOW_TARGET=127.0.0.1:6343 [SFLOW_SAMPLING=64] configures OVS's own sFlow agent.
+#   Optional: SFLOW_TARGET=127.0.0.1:6343 [SFLOW_SAMPLING=64] [SFLOW_POLLING=1] configures OVS's
+#   own sFlow agent (1-in-N packet sampling, counter polling every SFLOW_POLLING seconds).
+# `traffic` takes UDP_PACKETS (300), UDP_RATE (2M, iperf3 -b) and TCP_BYTES (20M) from the
+# environment.
 set -euo pipefail
 
 PREFIX=mft
@@ -272,9 +275,10 @@ cmd_up() {
 
   if [ -n "${SFLOW_TARGET:-}" ]; then
     vsctl -- --id=@s create sFlow agent=lo target="\"$SFLOW_TARGET\"" header=128 \
-      sampling="${SFLOW_SAMPLING:-64}" polling=1 -- set Bridge "$br" sflow=@s >/dev/null
+      sampling="${SFLOW_SAMPLING:-64}" polling="${SFLOW_POLLING:-1}" -- set Bridge "$br" sflow=@s >/dev/null
     echo "SFLOW_TARGET=$SFLOW_TARGET" >>"$dir/env.tmp"
     echo "SFLOW_SAMPLING=${SFLOW_SAMPLING:-64}" >>"$dir/env.tmp"
+    echo "SFLOW_POLLING=${SFLOW_POLLING:-1}" >>"$dir/env.tmp"
   fi
 
   # Ready when every port has an OpenFlow port number and its link is up.
@@ -381,8 +385,8 @@ cmd_traffic() {
   # DNS-like UDP: vm2 asks vm1 three times.
   dns dns 2 1 "$VM1_IP4" 3
   # UDP: fixed datagram size, modest rate, exact count.
-  iperf udp4 2 3 "$VM3_IP4" -u -b 2M -l 1000 -k "${UDP_PACKETS:-300}"
-  iperf udp6-vlan 4 5 "$VM5_IP6" -u -b 2M -l 1000 -k "${UDP_PACKETS:-300}"
+  iperf udp4 2 3 "$VM3_IP4" -u -b "${UDP_RATE:-2M}" -l 1000 -k "${UDP_PACKETS:-300}"
+  iperf udp6-vlan 4 5 "$VM5_IP6" -u -b "${UDP_RATE:-2M}" -l 1000 -k "${UDP_PACKETS:-300}"
   # TCP: a rate-limited bulk transfer, compared with OVS's port counters.
   iperf tcp4 1 2 "$VM2_IP4" -b 200M -n "${TCP_BYTES:-20M}"
   iperf tcp6 3 1 "$VM1_IP6" -b 200M -n "${TCP_BYTES:-20M}"
