@@ -105,6 +105,17 @@ pub fn families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily> 
     out
 }
 
+/// sFlow v5 §5 (`if_counters`, `ethernet_counters`, and the structures after them): a
+/// 32-bit counter the agent does not know is sent as 2³² − 1 (64-bit: 2⁶⁴ − 1). Such series
+/// are left out rather than exported as values.
+fn known32(v: u32) -> Option<f64> {
+    (v != u32::MAX).then_some(f64::from(v))
+}
+
+fn known64(v: u64) -> Option<f64> {
+    (v != u64::MAX).then_some(v as f64)
+}
+
 fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily> {
     let mut bytes = Family::new(c::SFLOW_PORT_BYTES);
     let mut packets = Family::new(c::SFLOW_PORT_PACKETS);
@@ -148,20 +159,32 @@ fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily>
                 ),
             ] {
                 let d = [l[0], l[1], l[2], dir];
-                bytes.add(&d, octets as f64);
-                for (cast, n) in [("unicast", uc), ("multicast", mc), ("broadcast", bc)] {
-                    packets.add(&[l[0], l[1], l[2], dir, cast], f64::from(n));
+                if let Some(v) = known64(octets) {
+                    bytes.add(&d, v);
                 }
-                discards.add(&d, f64::from(disc));
-                errors.add(&d, f64::from(err));
+                for (cast, n) in [("unicast", uc), ("multicast", mc), ("broadcast", bc)] {
+                    if let Some(v) = known32(n) {
+                        packets.add(&[l[0], l[1], l[2], dir, cast], v);
+                    }
+                }
+                if let Some(v) = known32(disc) {
+                    discards.add(&d, v);
+                }
+                if let Some(v) = known32(err) {
+                    errors.add(&d, v);
+                }
             }
-            speed.add(&l, g.if_speed as f64);
+            if let Some(v) = known64(g.if_speed) {
+                speed.add(&l, v);
+            }
             // ifStatus bit 1: ifOperStatus up (sFlow v5 §5 if_counters).
             up.add(&l, f64::from((g.if_status >> 1) & 1));
         }
         if let Some(e) = &p.ethernet {
             for (name, v) in ETHERNET_COUNTERS.iter().zip(e) {
-                ethernet.add(&[l[0], l[1], l[2], name], f64::from(*v));
+                if let Some(v) = known32(*v) {
+                    ethernet.add(&[l[0], l[1], l[2], name], v);
+                }
             }
         }
     }
@@ -171,9 +194,13 @@ fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily>
         let [addr, sub] = agent_labels(Some(agent));
         let dp = index.to_string();
         for (result, n) in [("hit", d.hits), ("missed", d.misses), ("lost", d.lost)] {
-            lookups.add(&[&addr, &sub, &dp, result], f64::from(n));
+            if let Some(v) = known32(n) {
+                lookups.add(&[&addr, &sub, &dp, result], v);
+            }
         }
-        flows.add(&[&addr, &sub, &dp], f64::from(d.flows));
+        if let Some(v) = known32(d.flows) {
+            flows.add(&[&addr, &sub, &dp], v);
+        }
     }
     [
         bytes, packets, discards, errors, ethernet, speed, up, info, lookups, flows,
@@ -198,6 +225,31 @@ mod tests {
         }
     }
 
+    /// Counters an agent sends as 2³² − 1 ("unknown", as Open vSwitch does for broadcast
+    /// and most Ethernet counters) have no series.
+    #[test]
+    fn unknown_counters_have_no_series() {
+        let mut s = SflowInStats {
+            counters: CounterTable::new(4),
+            ..SflowInStats::default()
+        };
+        let mut g = generic();
+        g.if_in_broadcast_pkts = u32::MAX;
+        g.if_in_octets = 1234;
+        s.counters.generic(agent(0), 5, &g);
+        let fams = families(&s, None);
+        let packets = fams
+            .iter()
+            .find(|f| f.name() == "mirrorflow_sflow_port_packets_total")
+            .unwrap();
+        assert_eq!(packets.get_metric().len(), 5, "6 series less in-broadcast");
+        let bytes = fams
+            .iter()
+            .find(|f| f.name() == "mirrorflow_sflow_port_bytes_total")
+            .unwrap();
+        assert_eq!(bytes.get_metric()[0].get_counter().get_value(), 1234.0);
+    }
+
     /// With every agent slot, the `other` bucket, every port slot and every relay in use,
     /// the families hold exactly [`series_bound`] series.
     #[test]
@@ -212,7 +264,22 @@ mod tests {
         }
         s.other_agents.datagrams = 1;
         s.relay = (0..relays).map(|i| (format!("r{i}"), 1, 0)).collect();
-        let g = GenericInterfaceCounters {
+        let g = generic();
+        let e = ethernet();
+        for i in 0..ports as u32 + 3 {
+            s.counters.generic(agent(0), i, &g);
+            s.counters.ethernet(agent(0), i, &e);
+        }
+        let series: usize = families(&s, None)
+            .iter()
+            .map(|f| f.get_metric().len())
+            .sum();
+        assert_eq!(series, series_bound(agents, ports, relays));
+        assert_eq!(series_bound(64, 1024, 0), 29_333);
+    }
+
+    fn generic() -> GenericInterfaceCounters {
+        GenericInterfaceCounters {
             if_index: 0,
             if_type: 6,
             if_speed: 0,
@@ -232,8 +299,11 @@ mod tests {
             if_out_discards: 0,
             if_out_errors: 0,
             if_promiscuous_mode: 0,
-        };
-        let e = EthernetInterfaceCounters {
+        }
+    }
+
+    fn ethernet() -> EthernetInterfaceCounters {
+        EthernetInterfaceCounters {
             dot3_stats_alignment_errors: 0,
             dot3_stats_fcs_errors: 0,
             dot3_stats_single_collision_frames: 0,
@@ -247,16 +317,6 @@ mod tests {
             dot3_stats_frame_too_longs: 0,
             dot3_stats_internal_mac_receive_errors: 0,
             dot3_stats_symbol_errors: 0,
-        };
-        for i in 0..ports as u32 + 3 {
-            s.counters.generic(agent(0), i, &g);
-            s.counters.ethernet(agent(0), i, &e);
         }
-        let series: usize = families(&s, None)
-            .iter()
-            .map(|f| f.get_metric().len())
-            .sum();
-        assert_eq!(series, series_bound(agents, ports, relays));
-        assert_eq!(series_bound(64, 1024, 0), 29_333);
     }
 }

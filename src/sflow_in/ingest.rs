@@ -254,7 +254,8 @@ impl Ingest {
             match &r.flow_data {
                 FlowData::SampledHeader(h) => header = Some(h),
                 d @ (FlowData::SampledIpv4(_) | FlowData::SampledIpv6(_)) => ip = Some(d),
-                FlowData::ExtendedSwitch(s) => vlan = (s.src_vlan & 0xfff) as u16,
+                // 2³² − 1 is "unknown" (sFlow v5 errata); only real 802.1Q ids are taken.
+                FlowData::ExtendedSwitch(s) if s.src_vlan < 4095 => vlan = s.src_vlan as u16,
                 _ => {}
             }
         }
