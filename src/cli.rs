@@ -76,6 +76,9 @@ pub struct Args {
     /// Most IPFIX / v9 datagrams per second per collector [default: 2000].
     #[arg(long, value_name = "N")]
     pub export_rate: Option<u32>,
+    /// Most payload bytes per IPFIX / v9 datagram (512..=65507) [default: 1400].
+    #[arg(long, value_name = "BYTES")]
+    pub export_max_datagram: Option<usize>,
     /// IPFIX transport: udp (paced datagrams) or tcp (a connection per collector,
     /// reconnected with backoff) [default: udp].
     #[arg(long, value_enum, value_name = "PROTO")]
@@ -172,6 +175,7 @@ impl Args {
             template_refresh: self.template_refresh,
             template_refresh_packets: self.template_refresh_packets,
             export_rate: self.export_rate,
+            export_max_datagram: self.export_max_datagram,
             ipfix_transport: self.ipfix_transport,
             unknown_if_index: self.unknown_if_index,
             sflow: (!self.sflow.is_empty()).then_some(self.sflow),

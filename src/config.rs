@@ -48,6 +48,7 @@ pub struct FileConfig {
     pub template_refresh: Option<u64>,
     pub template_refresh_packets: Option<u32>,
     pub export_rate: Option<u32>,
+    pub export_max_datagram: Option<usize>,
     pub ipfix_transport: Option<crate::export::IpfixTransport>,
     pub unknown_if_index: Option<u32>,
     /// `[[ports]]` tables: static VM identity (MACs → port index, name, VM).
@@ -394,6 +395,19 @@ impl Settings {
                 message: format!("{export_rate} datagrams/s is outside 1..=1000000"),
             });
         }
+        let max_datagram = f
+            .export_max_datagram
+            .or(c.export_max_datagram)
+            .unwrap_or(NetflowConfig::DEFAULT_MAX_DATAGRAM);
+        if !(512..=NetflowConfig::MAX_DATAGRAM).contains(&max_datagram) {
+            return Err(ConfigError::Value {
+                flag: "export-max-datagram",
+                message: format!(
+                    "{max_datagram} bytes is outside 512..={}",
+                    NetflowConfig::MAX_DATAGRAM
+                ),
+            });
+        }
         let template_refresh = f
             .template_refresh
             .or(c.template_refresh)
@@ -457,6 +471,7 @@ impl Settings {
                     template_refresh_secs: template_refresh,
                     template_refresh_packets,
                     export_rate,
+                    max_datagram,
                     sampling_interval: flow_sampling,
                     transport: ipfix_transport,
                     unknown_if_index,
@@ -620,6 +635,22 @@ mod tests {
         );
         assert_eq!(s.netflow[0].template_refresh_secs, 60);
         assert_eq!(s.netflow[0].template_refresh_packets, 100);
+        assert_eq!(s.netflow[0].max_datagram, 1400);
+        let conf: FileConfig =
+            toml::from_str("ipfix = [\"h:4739\"]\nexport_max_datagram = 8960").unwrap();
+        let s = Settings::resolve(file("a.pcap"), conf).unwrap();
+        assert_eq!(s.netflow[0].max_datagram, 8960);
+        for bytes in [511, 65_508] {
+            let f = FileConfig {
+                ipfix: Some(vec!["h:4739".into()]),
+                export_max_datagram: Some(bytes),
+                ..file("x")
+            };
+            let e = Settings::resolve(f, FileConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--export-max-datagram: "), "{e}");
+        }
     }
 
     #[test]

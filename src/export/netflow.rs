@@ -68,6 +68,8 @@ pub struct NetflowConfig {
     pub template_refresh_packets: u32,
     /// Datagrams per second at most, ≥ 1 (UDP only).
     pub export_rate: u32,
+    /// Most payload bytes per datagram (UDP) or message (TCP).
+    pub max_datagram: usize,
     /// ifIndex sent when a record has no ingress interface (never 0).
     pub unknown_if_index: u32,
     /// 1-in-N packet sampling in front of the flow cache, announced in the sampling options
@@ -83,6 +85,11 @@ impl NetflowConfig {
     /// [`pacing::burst_for`] datagrams fits the 208 KiB default socket receive buffer
     /// (`net.core.rmem_default`) that a stock nfcapd keeps.
     pub const DEFAULT_EXPORT_RATE: u32 = 2000;
+    /// Default payload bytes per datagram: fits a 1500-byte MTU with IPv6 and UDP headers
+    /// and room for a tunnel on the way.
+    pub const DEFAULT_MAX_DATAGRAM: usize = 1400;
+    /// Largest payload of a UDP datagram over IPv4 (65 535 − 20 − 8).
+    pub const MAX_DATAGRAM: usize = 65_507;
     /// Default ifIndex for records whose interface is unknown (ifIndex 0 means "unknown"
     /// to some collectors and is rejected by others).
     pub const DEFAULT_UNKNOWN_IF_INDEX: u32 = 1;
@@ -98,6 +105,7 @@ impl NetflowConfig {
             template_refresh_secs: 60,
             template_refresh_packets: 100,
             export_rate: Self::DEFAULT_EXPORT_RATE,
+            max_datagram: Self::DEFAULT_MAX_DATAGRAM,
             unknown_if_index: Self::DEFAULT_UNKNOWN_IF_INDEX,
             sampling_interval: 1,
             interfaces: Vec::new(),
@@ -268,6 +276,7 @@ impl NetflowSink {
             sampling: mirrorflow_ipfix::Sampling {
                 interval: cfg.sampling_interval.max(1),
             },
+            max_payload: cfg.max_datagram,
             ..EncoderConfig::new(cfg.version)
         };
         let mut encoder = Encoder::new(enc_cfg.clone()).map_err(|e| ExportError::Io {
