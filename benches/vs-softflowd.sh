@@ -35,6 +35,8 @@
 #                                    --export-rate 1000000 --stats-json …
 #                            softflowd -r trace.pcap -n 127.0.0.1:PORT -v 10 -m …
 #                          (SOFTFLOWD_ARGS default becomes "-v 10 -m <2*FLOWS>", IPFIX);
+#                          IPFIX_ARGS adds flags to the ipfix run, e.g.
+#                          IPFIX_ARGS="--export-max-datagram 8960" (jumbo frames);
 #                          the UDP sink counts datagrams and bytes per run, and the
 #                          report adds records/s, packets/s, bytes per record on the
 #                          wire (UDP payload) and the export overhead over the core run.
@@ -262,7 +264,7 @@ measure_wire() {
 export_mode() {
     local core_desc ipfix_desc r
     core_desc="$MIRRORFLOW_BIN -r $TRACE"
-    ipfix_desc="$MIRRORFLOW_BIN -r $TRACE --ipfix 127.0.0.1:$PORT --export-rate 1000000"
+    ipfix_desc="$MIRRORFLOW_BIN -r $TRACE --ipfix 127.0.0.1:$PORT --export-rate 1000000 ${IPFIX_ARGS:-}"
     log "core:      $core_desc"
     log "ipfix:     $ipfix_desc"
     log "softflowd: $SF_DESC"
