@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use sflow_parser::models::record_flows::{HeaderProtocol, SampledHeader};
 use sflow_parser::models::{
-    Address, CounterData, CounterRecord, FlowData, FlowRecord as SflowRecord, SFlowDatagram,
-    SampleData,
+    Address, CounterData, CounterRecord, FlowData, FlowRecord as SflowRecord, SampleData,
 };
 
 use super::agents::{AgentKey, AgentStats, SampleKind};
@@ -143,7 +142,7 @@ impl Ingest {
             sub_agent: d.sub_agent_id,
         };
         let stats = &mut *stats;
-        let agent =
+        let mut agent =
             if stats.agents.contains_key(&key) || stats.agents.len() < self.limits.max_agents {
                 let a = stats.agents.entry(key).or_default();
                 a.datagram(d.sequence_number, d.uptime);
@@ -152,87 +151,54 @@ impl Ingest {
                 stats.other_agents.datagrams += 1;
                 None
             };
-        let mut agent = agent;
         for s in &d.samples {
-            match &s.sample_data {
-                SampleData::FlowSample(f) => {
-                    let source = (u32::from(f.source_id.source_type()), f.source_id.index());
-                    track(
-                        &mut agent,
-                        SampleKind::Flow,
-                        source,
-                        f.sequence_number,
-                        f.drops,
-                    );
+            let kind = match view(&s.sample_data) {
+                View::Flow {
+                    seq,
+                    source,
+                    rate,
+                    drops,
+                    input,
+                    output,
+                    records,
+                } => {
+                    if let Some(a) = &mut agent {
+                        a.sample(SampleKind::Flow, source, seq, drops);
+                    }
                     let origin = Origin {
                         agent: addr,
                         sub_agent: d.sub_agent_id,
                         source_type: source.0,
                         source_index: source.1,
-                        input: port(f.input.format(), f.input.value()),
-                        output: port(f.output.format(), f.output.value()),
-                        sampling_rate: f.sampling_rate.max(1),
+                        input,
+                        output,
+                        sampling_rate: rate.max(1),
                         scaled: self.scale,
                     };
-                    let used = self.flow_sample(origin, &f.flow_records, now_ns, metas, counts);
-                    if let Err(u) = used {
+                    if let Err(u) = self.flow_sample(origin, records, now_ns, metas, counts) {
                         stats.unused_samples[u as usize] += 1;
                     }
+                    Some(SampleKind::Flow)
                 }
-                SampleData::FlowSampleExpanded(f) => {
-                    let source = (f.source_id.source_id_type, f.source_id.source_id_index);
-                    track(
-                        &mut agent,
-                        SampleKind::Flow,
-                        source,
-                        f.sequence_number,
-                        f.drops,
-                    );
-                    let origin = Origin {
-                        agent: addr,
-                        sub_agent: d.sub_agent_id,
-                        source_type: source.0,
-                        source_index: source.1,
-                        input: port(f.input.format as u8, f.input.value),
-                        output: port(f.output.format as u8, f.output.value),
-                        sampling_rate: f.sampling_rate.max(1),
-                        scaled: self.scale,
-                    };
-                    let used = self.flow_sample(origin, &f.flow_records, now_ns, metas, counts);
-                    if let Err(u) = used {
-                        stats.unused_samples[u as usize] += 1;
+                View::Counter {
+                    seq,
+                    source,
+                    records,
+                } => {
+                    if let Some(a) = &mut agent {
+                        a.sample(SampleKind::Counter, source, seq, 0);
                     }
+                    counter_records(&mut stats.counters, key, source.1, records);
+                    Some(SampleKind::Counter)
                 }
-                SampleData::CountersSample(c) => {
-                    let source = (u32::from(c.source_id.source_type()), c.source_id.index());
-                    track(
-                        &mut agent,
-                        SampleKind::Counter,
-                        source,
-                        c.sequence_number,
-                        0,
-                    );
-                    counter_records(&mut stats.counters, key, source.1, &c.counters);
-                }
-                SampleData::CountersSampleExpanded(c) => {
-                    let source = (c.source_id.source_id_type, c.source_id.source_id_index);
-                    track(
-                        &mut agent,
-                        SampleKind::Counter,
-                        source,
-                        c.sequence_number,
-                        0,
-                    );
-                    counter_records(&mut stats.counters, key, source.1, &c.counters);
-                }
-                _ => match &mut agent {
-                    Some(a) => a.other_samples += 1,
-                    None => stats.other_agents.other_samples += 1,
-                },
+                View::Other => None,
+            };
+            match (&mut agent, kind) {
+                (Some(_), Some(_)) => {}
+                (Some(a), None) => a.other_samples += 1,
+                (None, Some(k)) => stats.other_agents.samples[k as usize] += 1,
+                (None, None) => stats.other_agents.other_samples += 1,
             }
-        }
-        if agent.is_none() {
-            count_other(&mut stats.other_agents, &d);
         }
         Ok(())
     }
@@ -303,29 +269,59 @@ impl Ingest {
     }
 }
 
-/// Follows a sample's sequence when its agent is followed.
-fn track(
-    agent: &mut Option<&mut AgentStats>,
-    kind: SampleKind,
-    source: (u32, u32),
-    seq: u32,
-    drops: u32,
-) {
-    if let Some(a) = agent {
-        a.sample(kind, source, seq, drops);
-    }
+/// A flow or counter sample, compact (sFlow v5 §5 formats 1, 2) or expanded (3, 4), in one
+/// shape.
+enum View<'a> {
+    Flow {
+        seq: u32,
+        /// Data source type and index.
+        source: (u32, u32),
+        rate: u32,
+        drops: u32,
+        /// Input and output ifIndex, 0 when none.
+        input: u32,
+        output: u32,
+        records: &'a [SflowRecord],
+    },
+    Counter {
+        seq: u32,
+        source: (u32, u32),
+        records: &'a [CounterRecord],
+    },
+    Other,
 }
 
-/// Samples of an agent beyond the cap, counted without sequence tracking.
-fn count_other(other: &mut AgentStats, d: &SFlowDatagram) {
-    for s in &d.samples {
-        match s.sample_data {
-            SampleData::FlowSample(_) | SampleData::FlowSampleExpanded(_) => other.samples[0] += 1,
-            SampleData::CountersSample(_) | SampleData::CountersSampleExpanded(_) => {
-                other.samples[1] += 1
-            }
-            _ => {}
-        }
+fn view(s: &SampleData) -> View<'_> {
+    match s {
+        SampleData::FlowSample(f) => View::Flow {
+            seq: f.sequence_number,
+            source: (u32::from(f.source_id.source_type()), f.source_id.index()),
+            rate: f.sampling_rate,
+            drops: f.drops,
+            input: port(f.input.format(), f.input.value()),
+            output: port(f.output.format(), f.output.value()),
+            records: &f.flow_records,
+        },
+        SampleData::FlowSampleExpanded(f) => View::Flow {
+            seq: f.sequence_number,
+            source: (f.source_id.source_id_type, f.source_id.source_id_index),
+            rate: f.sampling_rate,
+            drops: f.drops,
+            input: port(f.input.format.min(255) as u8, f.input.value),
+            output: port(f.output.format.min(255) as u8, f.output.value),
+            records: &f.flow_records,
+        },
+        SampleData::CountersSample(c) => View::Counter {
+            seq: c.sequence_number,
+            source: (u32::from(c.source_id.source_type()), c.source_id.index()),
+            records: &c.counters,
+        },
+        SampleData::CountersSampleExpanded(c) => View::Counter {
+            seq: c.sequence_number,
+            source: (c.source_id.source_id_type, c.source_id.source_id_index),
+            records: &c.counters,
+        },
+        _ => View::Other,
     }
 }
 
@@ -383,5 +379,139 @@ fn counter_records(t: &mut CounterTable, agent: AgentKey, index: u32, records: &
             CounterData::OvsDpStats(s) => t.datapath(agent, index, s),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mirrorflow_sflow::{
+        DataSource, DatagramRepr, ExtendedSwitch, FlowRecord as Record, FlowSampleRepr, Interface,
+        Sample, SampledIpv4,
+    };
+
+    fn ingest(limits: Limits) -> (Ingest, Arc<Mutex<SflowInStats>>) {
+        let stats = Arc::default();
+        let origins = OriginTable::new(limits.max_origins);
+        (
+            Ingest::new(
+                Decoder::default(),
+                origins,
+                false,
+                limits,
+                Arc::clone(&stats),
+            ),
+            stats,
+        )
+    }
+
+    fn datagram(agent: &str, seq: u32, records: Vec<Record>) -> Vec<u8> {
+        let d = DatagramRepr {
+            agent: agent.parse().unwrap(),
+            sub_agent_id: 0,
+            sequence_number: seq,
+            uptime_ms: seq,
+            samples: vec![Sample::Flow(FlowSampleRepr {
+                sequence_number: seq,
+                source_id: DataSource::if_index(4),
+                sampling_rate: 512,
+                input: Interface::Single(4),
+                output: Interface::NONE,
+                records,
+                ..FlowSampleRepr::default()
+            })],
+        };
+        let mut buf = vec![0; d.buffer_len()];
+        d.emit(&mut buf).unwrap();
+        buf
+    }
+
+    fn ipv4() -> Record {
+        Record::SampledIpv4(SampledIpv4 {
+            length: 1500,
+            protocol: 6,
+            src_ip: "10.1.0.1".parse().unwrap(),
+            dst_ip: "10.1.0.2".parse().unwrap(),
+            src_port: 443,
+            dst_port: 50_000,
+            tcp_flags: 0x18,
+            tos: 0x28,
+        })
+    }
+
+    /// A sample with only a sampled IPv4 record (0:3) and an extended switch record makes a
+    /// meta from their fields; its origin is interned with the sample's ports and rate.
+    #[test]
+    fn sampled_ipv4_records_and_the_switch_vlan() {
+        let (mut ing, stats) = ingest(Limits::default());
+        let sw = Record::ExtendedSwitch(ExtendedSwitch {
+            src_vlan: 30,
+            ..ExtendedSwitch::default()
+        });
+        let (mut metas, mut counts) = (Vec::new(), SourceCounts::default());
+        let d = datagram("192.0.2.1", 1, vec![ipv4(), sw]);
+        ing.handle(&d, 7, &mut metas, &mut counts).unwrap();
+        assert_eq!((metas.len(), counts.frames), (1, 1));
+        let m = metas[0];
+        assert_eq!((m.ip_version, m.protocol, m.ip_len), (4, 6, 1500));
+        assert_eq!(
+            (m.src_port, m.dst_port, m.tcp_flags, m.tos),
+            (443, 50_000, 0x18, 0x28)
+        );
+        assert_eq!((m.vlan_id, m.frame.ts_ns), (30, 7));
+        let id = m.frame.in_if & !ORIGIN_BIT;
+        let o = ing.origins.reader().get(id).unwrap();
+        assert_eq!((o.input, o.output, o.sampling_rate), (4, 0, 512));
+        assert_eq!(stats.lock().unwrap().agents.len(), 1);
+    }
+
+    /// Agents beyond the cap are counted under `other`, not followed; samples without a
+    /// packet feed no flow and are counted.
+    #[test]
+    fn agents_beyond_the_cap_and_samples_without_a_packet() {
+        let limits = Limits {
+            max_agents: 2,
+            ..Limits::default()
+        };
+        let (mut ing, stats) = ingest(limits);
+        let (mut metas, mut counts) = (Vec::new(), SourceCounts::default());
+        for (i, agent) in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
+            .iter()
+            .enumerate()
+        {
+            let d = datagram(agent, i as u32, vec![ipv4()]);
+            ing.handle(&d, 1, &mut metas, &mut counts).unwrap();
+        }
+        let d = datagram("192.0.2.1", 9, vec![]);
+        ing.handle(&d, 1, &mut metas, &mut counts).unwrap();
+        let st = stats.lock().unwrap();
+        assert_eq!(st.agents.len(), 2);
+        assert_eq!(
+            (st.other_agents.datagrams, st.other_agents.samples),
+            (2, [2, 0])
+        );
+        assert_eq!(st.unused_samples[UnusedSample::NoPacket as usize], 1);
+        assert_eq!(metas.len(), 4);
+    }
+
+    /// Refused datagrams are counted by reason and leave nothing behind.
+    #[test]
+    fn refused_datagrams_are_counted() {
+        let (mut ing, stats) = ingest(Limits::default());
+        let (mut metas, mut counts) = (Vec::new(), SourceCounts::default());
+        let mut d = datagram("192.0.2.1", 1, vec![ipv4()]);
+        d.truncate(d.len() - 3);
+        assert_eq!(
+            ing.handle(&d, 1, &mut metas, &mut counts),
+            Err(BadDatagram::Length)
+        );
+        assert_eq!(
+            ing.handle(&[0, 0, 0, 4], 1, &mut metas, &mut counts),
+            Err(BadDatagram::Version)
+        );
+        let st = stats.lock().unwrap();
+        assert_eq!(st.bad[BadDatagram::Length as usize], 1);
+        assert_eq!(st.bad[BadDatagram::Version as usize], 1);
+        assert!(metas.is_empty() && counts.is_empty() && st.agents.is_empty());
     }
 }
