@@ -3,6 +3,7 @@
 //! the flags around it, and the names the dashboards and alert rules use.
 
 mod metrics_support;
+mod sflow_in_support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -27,10 +28,37 @@ fn full_scrape() -> String {
     p.scrape_when_finished()
 }
 
+/// A scrape of mirrorflow receiving sFlow (`--sflow-listen`): the datagrams of an IPv6 agent's
+/// capture (flow and counter samples, generic interface counters), so the sFlow-in families
+/// are present.
+fn sflow_scrape() -> String {
+    use sflow_in_support::{send_all, shared_pcap, udp_payloads, SflowProbe};
+    let payloads = udp_payloads(&shared_pcap("tcpdump__sflow-print-v6.pcap"), 6343);
+    let p = SflowProbe::start(&[]);
+    send_all(p.v4, &payloads);
+    let mut text = String::new();
+    let done = wait_for(Duration::from_secs(30), || {
+        text = get(p.metrics, "/metrics");
+        sum(&parse(&text), "mirrorflow_sflow_in_datagrams_total", &[]) == payloads.len() as f64
+    });
+    assert!(
+        done,
+        "the datagrams were not all handled; stderr:\n{}",
+        p.log()
+    );
+    text
+}
+
 #[test]
 fn promtool_accepts_a_live_scrape() {
     require("promtool", "prometheus");
-    let text = full_scrape();
+    for text in [full_scrape(), sflow_scrape()] {
+        check_with_promtool(&text);
+    }
+}
+
+/// `promtool check metrics` reports nothing, and every family has HELP.
+fn check_with_promtool(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -303,7 +331,10 @@ fn names_in(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn dashboards_and_rules_name_only_exported_metrics() {
-    let exported: BTreeSet<String> = parse(&full_scrape()).into_iter().map(|s| s.name).collect();
+    let exported: BTreeSet<String> = parse(&(full_scrape() + &sflow_scrape()))
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     for file in [
         "dashboards/traffic-overview.json",
         "dashboards/probe-health.json",

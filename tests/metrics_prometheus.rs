@@ -6,6 +6,7 @@
 //! only for the probe that has them.
 
 mod metrics_support;
+mod sflow_in_support;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
@@ -200,14 +201,21 @@ fn dashboards_and_alerts_against_a_real_prometheus() {
     ]);
     // Varied: ARP, 802.3, ICMP, IPv6 at full speed, kept up after the end of the file.
     let varied = Probe::start(&["-r".as_ref(), pcap("pcpp__many-protocols.pcap").as_os_str()]);
-    let targets = [healthy.addr, faulty.addr, varied.addr];
+    // sFlow in: an IPv6 agent's datagrams (flow and counter samples) for the sFlow panels.
+    let sflow = sflow_in_support::SflowProbe::start(&[]);
+    let payloads = sflow_in_support::udp_payloads(
+        &sflow_in_support::shared_pcap("tcpdump__sflow-print-v6.pcap"),
+        6343,
+    );
+    sflow_in_support::send_all(sflow.v4, &payloads);
+    let targets = [healthy.addr, faulty.addr, varied.addr, sflow.metrics];
     prom.scrape(&targets);
 
     // Every target up, with data.
     let up = wait_for(Duration::from_secs(60), || {
         let t = prom.api("/api/v1/targets");
         let active = t["activeTargets"].as_array().cloned().unwrap_or_default();
-        active.len() == 3 && active.iter().all(|t| t["health"] == "up")
+        active.len() == targets.len() && active.iter().all(|t| t["health"] == "up")
     });
     assert!(
         up,
@@ -218,7 +226,7 @@ fn dashboards_and_alerts_against_a_real_prometheus() {
     assert!(wait_for(Duration::from_secs(30), || {
         prom.query("mirrorflow_build_info")["result"]
             .as_array()
-            .is_some_and(|r| r.len() == 3)
+            .is_some_and(|r| r.len() == targets.len())
     }));
 
     // Every panel expression returns data.

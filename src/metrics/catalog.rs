@@ -153,8 +153,8 @@ specs! {
         "Packets with errors on a port (ifInErrors, ifOutErrors).";
     SFLOW_PORT_ETHERNET: Counter "mirrorflow_sflow_port_ethernet_errors_total" ["agent", "sub_agent", "port", "counter"]
         "Ethernet (dot3) error counters of a port, by counter name.";
-    SFLOW_PORT_SPEED: Gauge "mirrorflow_sflow_port_speed_bits_per_second" ["agent", "sub_agent", "port"]
-        "Port speed (ifSpeed).";
+    SFLOW_PORT_SPEED: Gauge "mirrorflow_sflow_port_speed_bytes_per_second" ["agent", "sub_agent", "port"]
+        "Port speed (ifSpeed, which agents send in bits per second, divided by 8).";
     SFLOW_PORT_UP: Gauge "mirrorflow_sflow_port_up" ["agent", "sub_agent", "port"]
         "1 when the port is operationally up (ifStatus), 0 otherwise.";
     SFLOW_PORT_INFO: Gauge "mirrorflow_sflow_port_info" ["agent", "sub_agent", "port", "name", "vm"]

@@ -175,7 +175,7 @@ fn port_families(s: &SflowInStats, ports: Option<&PortMap>) -> Vec<MetricFamily>
                 }
             }
             if let Some(v) = known64(g.if_speed) {
-                speed.add(&l, v);
+                speed.add(&l, v / 8.0);
             }
             // ifStatus bit 1: ifOperStatus up (sFlow v5 §5 if_counters).
             up.add(&l, f64::from((g.if_status >> 1) & 1));
