@@ -57,9 +57,9 @@ impl CounterTable {
         }
     }
 
-    /// The entry of a port, made when there is room.
+    /// The entry of a port, made when there is room (ports and datapaths share the cap).
     fn port(&mut self, agent: AgentKey, index: u32) -> Option<&mut PortCounters> {
-        let full = self.ports.len() >= self.max_ports;
+        let full = self.ports.len() + self.datapaths.len() >= self.max_ports;
         match self.ports.entry((agent, index)) {
             std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::btree_map::Entry::Vacant(_) if full => {
@@ -145,5 +145,29 @@ mod tests {
         assert_eq!(t.ports.len(), 2);
         assert_eq!(t.over_cap, 1);
         assert_eq!(t.ports[&(a, 1)].name.as_deref(), Some("renamed"));
+    }
+
+    /// Ports and datapaths share one cap, whichever comes first.
+    #[test]
+    fn ports_and_datapaths_share_the_cap() {
+        use sflow_parser::models::record_counters::OvsDpStats;
+        let a = AgentKey {
+            addr: "192.0.2.1".parse().unwrap(),
+            sub_agent: 0,
+        };
+        let dp = OvsDpStats {
+            hits: 1,
+            misses: 2,
+            lost: 0,
+            mask_hits: 0,
+            flows: 3,
+            masks: 0,
+        };
+        let mut t = CounterTable::new(2);
+        t.datapath(a, 1000, &dp);
+        t.name(a, 1, "p1");
+        t.name(a, 2, "p2");
+        t.datapath(a, 1001, &dp);
+        assert_eq!((t.ports.len(), t.datapaths.len(), t.over_cap), (1, 1, 2));
     }
 }
