@@ -60,16 +60,6 @@ pub struct JsonFlow {
     pub end_reason: EndReason,
 }
 
-/// Ingress and egress interface of a record: the sFlow sample's input/output ports for
-/// flows from sFlow, else the flow key's interface and the resolved egress port.
-fn interfaces(r: &FlowRecord) -> (u32, u32) {
-    match r.origin {
-        Some(o) => (o.input, o.output),
-        None if r.key.origin_id().is_some() => (0, 0),
-        None => (r.key.in_if, r.out_if),
-    }
-}
-
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_string(m: &[u8; 6]) -> String {
     format!(
@@ -89,7 +79,7 @@ impl JsonFlow {
     pub fn new(r: &FlowRecord, ports: Option<&PortMap>) -> JsonFlow {
         let (k, s) = (&r.key, &r.stats);
         let port = |i: u32| ports.and_then(|m| m.port(i));
-        let (in_if, out_if) = interfaces(r);
+        let (in_if, out_if) = r.interfaces();
         let o = r.origin;
         JsonFlow {
             src_addr: k.src_ip(),
@@ -174,7 +164,7 @@ pub fn write_json_line(r: &FlowRecord, ports: Option<&PortMap>, out: &mut Vec<u8
     if let Some(t) = k.tunnel_id() {
         field(out, "tunnel_id", t.into());
     }
-    let (in_if, out_if) = interfaces(r);
+    let (in_if, out_if) = r.interfaces();
     if in_if != 0 {
         field(out, "in_if", in_if.into());
     }

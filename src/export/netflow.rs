@@ -449,16 +449,12 @@ pub fn to_wire(
     let icmp = matches!(k.protocol, 1 | 58);
     let unknown_if = unknown_if.max(1);
     let known = |i: u32| if i != 0 { i } else { unknown_if };
-    let (ingress_if, egress_if, sampling) = match (r.origin, k.origin_id()) {
-        (Some(o), _) => {
-            let rate = if o.scaled { 1 } else { o.sampling_rate.max(1) };
-            let sampling = (rate != domain_sampling.max(1)).then_some(rate);
-            (known(o.input), known(o.output), sampling)
-        }
-        // An sFlow key whose origin is not known: the interface field holds an origin id.
-        (None, Some(_)) => (unknown_if, known(r.out_if), None),
-        (None, None) => (known(k.in_if), known(r.out_if), None),
-    };
+    let (ingress_if, egress_if) = r.interfaces();
+    let (ingress_if, egress_if) = (known(ingress_if), known(egress_if));
+    let sampling = r.origin.and_then(|o| {
+        let rate = if o.scaled { 1 } else { o.sampling_rate.max(1) };
+        (rate != domain_sampling.max(1)).then_some(rate)
+    });
     mirrorflow_ipfix::FlowRecord {
         src_addr: k.src_ip(),
         dst_addr: k.dst_ip(),

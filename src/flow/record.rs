@@ -150,3 +150,15 @@ pub struct FlowRecord {
     /// (see [`FlowKey::origin_id`]). Resolved when the record is exported.
     pub origin: Option<&'static crate::sflow_in::Origin>,
 }
+
+impl FlowRecord {
+    /// Ingress and egress interface: the sFlow sample's input and output ifIndex for flows
+    /// from sFlow, else the key's interface and the resolved egress port (0: unknown).
+    pub fn interfaces(&self) -> (u32, u32) {
+        match self.origin {
+            Some(o) => (o.input, o.output),
+            None if self.key.origin_id().is_some() => (0, 0),
+            None => (self.key.in_if, self.out_if),
+        }
+    }
+}

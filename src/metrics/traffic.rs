@@ -230,20 +230,22 @@ impl Traffic {
 
     pub fn add(&mut self, r: &FlowRecord) {
         let k = &r.key;
+        // Flows from sFlow: the sample's input ifIndex (the agent's numbering).
+        let in_if = r.interfaces().0;
         let slot = match self.last_if {
-            Some((i, s)) if i == k.in_if => s,
+            Some((i, s)) if i == in_if => s,
             _ => {
-                let s = self.ifs.slot(k.in_if);
-                self.last_if = Some((k.in_if, s));
+                let s = self.ifs.slot(in_if);
+                self.last_if = Some((in_if, s));
                 s
             }
         };
         if slot == self.if_labels.len() && slot < self.ifs.cap {
             // A new slot (slots are handed out in order).
-            self.if_labels.push(match self.names.get(&k.in_if) {
+            self.if_labels.push(match self.names.get(&in_if) {
                 Some(name) => name.clone(),
-                None if k.in_if == 0 => "unknown".to_string(),
-                None => k.in_if.to_string(),
+                None if in_if == 0 => "unknown".to_string(),
+                None => in_if.to_string(),
             });
         }
         let v6 = k.ip_version() == 6;
