@@ -85,7 +85,11 @@ fn bad_flags_are_usage_errors() {
     let o = run(&["-r", "a.pcap", "--sflow-listen", "127.0.0.1:0"]);
     assert_fails(&o, 2, "or --read alone");
     let o = run(&["--sflow-listen", "localhost:6343"]);
-    assert_fails(&o, 2, "--sflow-listen: \"localhost:6343\": expected ADDR:PORT");
+    assert_fails(
+        &o,
+        2,
+        "--sflow-listen: \"localhost:6343\": expected ADDR:PORT",
+    );
     let o = run(&["--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["--tunnels", "sideways", "-r", "a"]);
