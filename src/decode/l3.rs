@@ -49,8 +49,8 @@ impl Cursor<'_> {
 
     /// Any IP packet, through `etherparse`'s lax slicing.
     fn ip_lax(&mut self, d: &[u8], version: u8) -> Decoded {
-        let ip = match LaxIpSlice::from_slice(d) {
-            Ok((ip, _stopped_in_extension_headers)) => ip,
+        let (ip, exts_complete) = match LaxIpSlice::from_slice(d) {
+            Ok((ip, stopped_in_extension_headers)) => (ip, stopped_in_extension_headers.is_none()),
             Err(LaxHeaderSliceError::Len(_)) => {
                 return Decoded::Error(DecodeError::TruncatedIpHeader)
             }
@@ -93,7 +93,10 @@ impl Cursor<'_> {
                 m.dst_addr = h.destination();
                 m.ttl = h.hop_limit();
                 m.tos = h.traffic_class();
-                for ext in v6.extensions().clone() {
+                // Only a complete chain is walked: etherparse 0.21's iterator reads past the
+                // end of a chain that lax slicing cut short (found by the sFlow fuzz target).
+                let exts = exts_complete.then(|| v6.extensions().clone());
+                for ext in exts.into_iter().flatten() {
                     if let Ipv6ExtensionSlice::Fragment(f) = ext {
                         let offset = f.fragment_offset().value();
                         if offset != 0 || f.more_fragments() {
@@ -232,6 +235,31 @@ mod tests {
         };
         let r = if fast { cx.ip(d, 4) } else { cx.ip_lax(d, 4) };
         (r, meta)
+    }
+
+    /// An IPv6 packet cut inside its extension headers (a hop-by-hop header followed by a
+    /// second one, cut short: the sFlow fuzz target's find) decodes without walking the cut
+    /// chain, which etherparse 0.21 would read past (a panic in debug builds).
+    #[test]
+    fn a_cut_extension_chain_is_not_walked() {
+        let mut d = vec![0x60, 0, 0, 0, 0, 0x0d, 0, 0x40];
+        d.extend([0; 32]);
+        d.extend([0, 0, 1, 4, 0, 0, 0, 0, 0x11, 0, 0, 0, 0]);
+        let mut meta = PacketMeta {
+            frame: FrameInfo {
+                wire_len: 57,
+                ..FrameInfo::default()
+            },
+            ..PacketMeta::default()
+        };
+        let mut cx = Cursor {
+            meta: &mut meta,
+            frame_start: d.as_ptr() as usize,
+            tunnels: TunnelMode::Inner,
+            depth: 0,
+        };
+        assert_eq!(cx.ip(&d, 6), Decoded::Ip);
+        assert_eq!((meta.ip_version, meta.frag), (6, None));
     }
 
     /// The plain-IPv4 shortcut decodes exactly like the lax slicing path: random headers

@@ -124,7 +124,7 @@ specs! {
     SFLOW_IN_DATAGRAMS: Counter "mirrorflow_sflow_in_datagrams_total" ["agent", "sub_agent"]
         "sFlow datagrams received and decoded, by agent (agent \"other\" beyond the agent cap).";
     SFLOW_IN_DROPPED: Counter "mirrorflow_sflow_in_dropped_datagrams_total" ["reason"]
-        "sFlow datagrams refused (truncated, version, address_type, length, trailing, decode) or dropped because the listener's queue was full (queue_full).";
+        "sFlow datagrams refused (truncated, version, address_type, length, trailing, nesting, decode) or dropped because the listener's queue was full (queue_full).";
     SFLOW_IN_LOST_DATAGRAMS: Counter "mirrorflow_sflow_in_lost_datagrams_total" ["agent", "sub_agent"]
         "Datagrams missing from an agent's sequence numbers.";
     SFLOW_IN_OUT_OF_ORDER: Counter "mirrorflow_sflow_in_out_of_order_datagrams_total" ["agent", "sub_agent"]

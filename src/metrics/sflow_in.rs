@@ -275,7 +275,7 @@ mod tests {
             .map(|f| f.get_metric().len())
             .sum();
         assert_eq!(series, series_bound(agents, ports, relays));
-        assert_eq!(series_bound(64, 1024, 0), 29_333);
+        assert_eq!(series_bound(64, 1024, 0), 29_334);
     }
 
     fn generic() -> GenericInterfaceCounters {

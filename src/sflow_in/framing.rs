@@ -19,17 +19,20 @@ pub enum BadDatagram {
     Length,
     #[error("bytes after the last sample")]
     Trailing,
+    #[error("an 802.11 aggregation record inside another")]
+    Nesting,
     #[error("the sFlow decoder refused the datagram")]
     Decode,
 }
 
 impl BadDatagram {
-    pub const ALL: [BadDatagram; 6] = [
+    pub const ALL: [BadDatagram; 7] = [
         BadDatagram::Truncated,
         BadDatagram::Version,
         BadDatagram::AddressType,
         BadDatagram::Length,
         BadDatagram::Trailing,
+        BadDatagram::Nesting,
         BadDatagram::Decode,
     ];
 
@@ -40,6 +43,7 @@ impl BadDatagram {
             BadDatagram::AddressType => "address_type",
             BadDatagram::Length => "length",
             BadDatagram::Trailing => "trailing",
+            BadDatagram::Nesting => "nesting",
             BadDatagram::Decode => "decode",
         }
     }
@@ -125,24 +129,60 @@ pub fn check(datagram: &[u8]) -> Result<(), BadDatagram> {
     Ok(())
 }
 
-/// Flow samples (1, expanded 3) and counter samples (2, expanded 4): the fixed fields, then
-/// records whose lengths must fit the sample. Other formats are opaque here.
+/// Flow samples (1, expanded 3), discarded-packet samples (5) and counter samples (2,
+/// expanded 4): the fixed fields (sFlow v5 §5; discarded packets: sflow.org "sFlow Dropped
+/// Packet Notification Structures"), then records whose lengths must fit the sample. Other
+/// formats are opaque here.
 fn check_sample(format: u32, data: &[u8]) -> Result<(), BadDatagram> {
-    let fixed = match format {
-        1 => 7 * 4,
-        3 => 11 * 4,
-        2 => 2 * 4,
-        4 => 3 * 4,
+    let (words, flow) = match format {
+        1 => (7, true),
+        3 => (10, true),
+        5 => (7, true),
+        2 => (2, false),
+        4 => (3, false),
         _ => return Ok(()),
     };
     let mut x = Xdr { buf: data, pos: 0 };
-    x.skip(fixed).map_err(|_| BadDatagram::Length)?;
-    let flow = format == 1 || format == 3;
+    x.skip(words * 4).map_err(|_| BadDatagram::Length)?;
+    if flow {
+        check_flow_records(&mut x, false)
+    } else {
+        for _ in 0..x.count(8).map_err(|_| BadDatagram::Length)? {
+            let rformat = x.u32().map_err(|_| BadDatagram::Length)?;
+            let record = x.opaque()?;
+            if rformat == 1005 {
+                // Port name (0:1005): one string, which must fit.
+                Xdr {
+                    buf: record,
+                    pos: 0,
+                }
+                .opaque()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `flow_record records<>`: every record fits; raw headers (0:1) fit their record; an
+/// 802.11 aggregation (0:1016, `pdu pdus<>` of `flow_record records<>`) holds records that
+/// fit and no aggregation of its own, since decoding recurses once per level.
+fn check_flow_records(x: &mut Xdr<'_>, in_aggregation: bool) -> Result<(), BadDatagram> {
     for _ in 0..x.count(8).map_err(|_| BadDatagram::Length)? {
         let rformat = x.u32().map_err(|_| BadDatagram::Length)?;
         let record = x.opaque()?;
-        if flow && rformat == 1 {
-            check_sampled_header(record)?;
+        match rformat {
+            1 => check_sampled_header(record)?,
+            1016 if in_aggregation => return Err(BadDatagram::Nesting),
+            1016 => {
+                let mut a = Xdr {
+                    buf: record,
+                    pos: 0,
+                };
+                for _ in 0..a.count(4).map_err(|_| BadDatagram::Length)? {
+                    check_flow_records(&mut a, true)?;
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -207,6 +247,47 @@ mod tests {
         let hl = d.len() - 16 - 4; // header_length of the raw-header record
         d[hl..hl + 4].copy_from_slice(&4096u32.to_be_bytes());
         assert_eq!(check(&d), Err(BadDatagram::Length));
+    }
+
+    /// An expanded flow sample (0:3) has ten fixed words before its records.
+    #[test]
+    fn expanded_flow_samples_pass() {
+        let mut record = be(&[1, 64, 0, 14]);
+        record.extend([0xab; 16]);
+        let mut sample = be(&[1, 0, 3, 100, 500, 0, 0, 3, 0, 4, 1, 1, record.len() as u32]);
+        sample.extend(record);
+        let mut d = be(&[5, 1, 0xc000_0201, 0, 7, 1000, 1, 3, sample.len() as u32]);
+        d.extend(sample);
+        assert_eq!(check(&d), Ok(()));
+    }
+
+    /// An 802.11 aggregation inside another is refused whatever the depth; one level is
+    /// fine.
+    #[test]
+    fn nested_aggregations_are_refused() {
+        fn aggregation(depth: usize) -> Vec<u8> {
+            // One PDU with one record: an aggregation (format 1016) or, at the bottom, an
+            // extended switch record.
+            let inner = if depth == 0 {
+                [be(&[1001, 16]), vec![0; 16]].concat()
+            } else {
+                let body = aggregation(depth - 1);
+                [be(&[1016, body.len() as u32]), body].concat()
+            };
+            [be(&[1, 1]), inner].concat()
+        }
+        for (depth, want) in [
+            (0, Ok(())),
+            (1, Err(BadDatagram::Nesting)),
+            (50, Err(BadDatagram::Nesting)),
+        ] {
+            let body = aggregation(depth);
+            let mut sample = be(&[1, 3, 100, 500, 0, 3, 4, 1, 1016, body.len() as u32]);
+            sample.extend(body);
+            let mut d = be(&[5, 1, 0xc000_0201, 0, 7, 1000, 1, 1, sample.len() as u32]);
+            d.extend(sample);
+            assert_eq!(check(&d), want, "depth {depth}");
+        }
     }
 
     #[test]
