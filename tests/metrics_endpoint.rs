@@ -78,7 +78,7 @@ fn check_with_promtool(text: &str) {
     assert!(out.status.success(), "promtool: {report}");
     assert_eq!(report.trim(), "", "promtool reported problems");
     // HELP and TYPE on every family.
-    let samples = parse(&text);
+    let samples = parse(text);
     for s in &samples {
         let family = s
             .name
