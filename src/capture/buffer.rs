@@ -10,6 +10,8 @@ pub struct ChunkReader<R> {
     buf: Vec<u8>,
     /// The whole file, when it is mapped: then `buf` is unused and `end` is its length.
     map: Option<memmap2::Mmap>,
+    /// Mapped bytes before this offset have been released (see [`ChunkReader::consume`]).
+    released: usize,
     pos: usize,
     end: usize,
     /// Stream offset of `buf[0]`.
@@ -25,6 +27,7 @@ impl<R: Read> ChunkReader<R> {
             inner,
             buf: vec![0; CHUNK],
             map: None,
+            released: 0,
             pos: 0,
             end: 0,
             base: 0,
@@ -86,7 +89,22 @@ impl<R: Read> ChunkReader<R> {
     pub fn consume(&mut self, n: usize) -> usize {
         let at = self.pos;
         self.pos += n;
+        if self.map.is_some() && self.pos - self.released >= RELEASE_EVERY + RELEASE_MARGIN {
+            self.release();
+        }
         at
+    }
+
+    /// Drops the mapped pages well behind the read position from the process (they stay
+    /// in the page cache): the resident size of a replay stays at about
+    /// `RELEASE_EVERY + RELEASE_MARGIN` of file however long the file.
+    fn release(&mut self) {
+        let Some(map) = &self.map else { return };
+        let upto = (self.pos - RELEASE_MARGIN) & !(PAGE - 1);
+        if upto > self.released {
+            let _ = drop_pages(map, self.released, upto - self.released);
+            self.released = upto;
+        }
     }
 
     /// Bytes at buffer index `at` (from a previous `consume`).
@@ -94,6 +112,15 @@ impl<R: Read> ChunkReader<R> {
         &self.bytes()[at..at + n]
     }
 }
+
+/// Mapped bytes are released in steps of this much…
+const RELEASE_EVERY: usize = 64 << 20;
+/// …keeping this much behind the read position mapped: more than the largest record
+/// (`file::MAX_RECORD`), so no record handed out loses its pages.
+const RELEASE_MARGIN: usize = 32 << 20;
+/// Page size assumed for the release offsets (Linux x86_64, aarch64 with 4 KiB pages; with
+/// larger pages madvise rounds inward and releases less).
+const PAGE: usize = 4096;
 
 /// Files larger than this are mapped rather than read (smaller ones are not worth a mapping).
 const MAP_AT_LEAST: u64 = 1 << 20;
@@ -118,6 +145,15 @@ impl ChunkReader<File> {
         }
         r
     }
+}
+
+#[allow(unsafe_code)]
+fn drop_pages(map: &memmap2::Mmap, offset: usize, len: usize) -> std::io::Result<()> {
+    // SAFETY: MADV_DONTNEED on a read-only, file-backed mapping only removes the pages from
+    // this process's page tables; touching them again reads the same file contents back, so
+    // no reference into the mapping can observe a change. The range lies before the read
+    // position minus a margin larger than any record, so no slice handed out refers to it.
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
 }
 
 #[allow(unsafe_code)]
