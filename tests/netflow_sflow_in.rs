@@ -30,7 +30,7 @@ use std::time::Duration;
 use mirrorflow_sflow::{
     DataSource, DatagramRepr, FlowRecord, FlowSampleRepr, Interface, Sample, SampledHeader,
 };
-use netflow_support::{mirrorflow, require, start_udp_daemon, wait_for, Guard, Nfcapd};
+use netflow_support::{mirrorflow, wait_for, Guard, NfacctdCsv, Nfcapd};
 use sflow_support::Capture;
 
 const AGENT: &str = "192.0.2.20";
@@ -250,67 +250,26 @@ type Totals = HashMap<(IpAddr, IpAddr, u32, u32), (u64, u64)>;
 /// nfdump's view: (src, dst) → (packets, bytes, input, output, sampled).
 type Stored = HashMap<(IpAddr, IpAddr), (u64, u64, u32, u32, u64)>;
 
-/// pmacct's nfacctd (print plugin, CSV) aggregating by 5-tuple and interfaces, with
-/// `nfacctd_renormalize: true`.
-struct Nfacctd {
-    child: Guard,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// nfacctd renormalizing by the announced sampling (`nfacctd_renormalize: true`),
+/// aggregating by addresses and interfaces.
+struct Nfacctd(NfacctdCsv);
 
 impl Nfacctd {
     fn start() -> Nfacctd {
-        require("nfacctd", &["-V"], "pmacct");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let (child, port) = start_udp_daemon("nfacctd", |port| {
-            let conf = d.join("nfacctd.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "daemonize: false\n\
-                     nfacctd_ip: 127.0.0.1\n\
-                     nfacctd_port: {port}\n\
-                     nfacctd_time_new: true\n\
-                     nfacctd_renormalize: true\n\
-                     plugins: print[p]\n\
-                     aggregate[p]: src_host, dst_host, src_port, dst_port, proto, in_iface, out_iface\n\
-                     print_output[p]: csv\n\
-                     print_output_file[p]: {}\n\
-                     print_output_file_append[p]: true\n\
-                     print_num_protos[p]: true\n\
-                     print_refresh_time[p]: 1\n",
-                    d.join("flows.csv").display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(d.join("nfacctd.log")).unwrap();
-            Command::new("nfacctd")
-                .arg("-f")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("starting nfacctd")
-        });
-        Nfacctd { child, port, dir }
+        Nfacctd(NfacctdCsv::start_with(
+            "src_host, dst_host, src_port, dst_port, proto, in_iface, out_iface",
+            "nfacctd_renormalize: true\n",
+        ))
     }
 
-    /// The plugin's rows summed over its purges.
-    fn totals(&self) -> Totals {
-        let text = std::fs::read_to_string(self.dir.path().join("flows.csv")).unwrap_or_default();
-        let text = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        let mut lines = text.lines();
-        let Some(header) = lines.next() else {
-            return HashMap::new();
-        };
-        let cols: Vec<&str> = header.split(',').collect();
+    /// Waits (at most 10 s) for `packets` in the plugin's output, stops nfacctd and returns
+    /// its totals per (source, destination, ingress, egress) and its log.
+    fn stop(self, packets: u64) -> (Totals, String) {
+        let (rows, log) = self.0.stop(packets);
         let mut out = HashMap::new();
-        for l in lines.filter(|l| *l != header && !l.trim().is_empty()) {
-            let f: HashMap<&str, &str> = cols.iter().copied().zip(l.split(',')).collect();
-            let n = |c: &str| -> u64 { f[c].trim().parse().unwrap_or_else(|_| panic!("{c}: {l}")) };
-            let a = |c: &str| -> IpAddr { f[c].trim().parse().unwrap() };
+        for r in rows {
+            let n = |c: &str| -> u64 { r[c].parse().unwrap_or_else(|_| panic!("{c}: {r:?}")) };
+            let a = |c: &str| -> IpAddr { r[c].parse().unwrap() };
             let k = (
                 a("SRC_IP"),
                 a("DST_IP"),
@@ -320,20 +279,7 @@ impl Nfacctd {
             let t: &mut (u64, u64) = out.entry(k).or_default();
             (t.0, t.1) = (t.0 + n("PACKETS"), t.1 + n("BYTES"));
         }
-        out
-    }
-
-    /// Waits (at most 10 s) for `packets` in the plugin's output, stops nfacctd (SIGINT: it
-    /// writes its cache a last time) and returns the totals and the log.
-    fn stop(mut self, packets: u64) -> (Totals, String) {
-        wait_for(Duration::from_secs(10), || {
-            self.totals().values().map(|v| v.0).sum::<u64>() >= packets
-        });
-        self.child.signal("INT");
-        let exited = self.child.wait_exit(Duration::from_secs(30));
-        let log = std::fs::read_to_string(self.dir.path().join("nfacctd.log")).unwrap_or_default();
-        assert!(exited.is_some(), "nfacctd ignored SIGINT: {log}");
-        (self.totals(), log)
+        (out, log)
     }
 }
 
@@ -407,11 +353,11 @@ fn unscaled(flag: &str) {
     let work = tempfile::tempdir().unwrap();
     let nfacctd = Nfacctd::start();
     let nfcapd = Nfcapd::start();
-    let ports = [nfacctd.port, nfcapd.port];
+    let ports = [nfacctd.0.port, nfcapd.port];
     let cap = Capture::start(work.path(), &ports);
     run_mirrorflow(&[
         flag.into(),
-        format!("127.0.0.1:{}", nfacctd.port),
+        format!("127.0.0.1:{}", nfacctd.0.port),
         flag.into(),
         format!("127.0.0.1:{}", nfcapd.port),
     ]);
@@ -477,14 +423,14 @@ fn scaled_export_reaches_nfcapd_and_nfacctd_once() {
     let work = tempfile::tempdir().unwrap();
     let nfacctd = Nfacctd::start();
     let nfcapd = Nfcapd::start();
-    let ports = [nfacctd.port, nfcapd.port];
+    let ports = [nfacctd.0.port, nfcapd.port];
     let cap = Capture::start(work.path(), &ports);
     run_mirrorflow(&[
         "--sflow-in-scale".into(),
         "--ipfix".into(),
         format!("127.0.0.1:{}", nfcapd.port),
         "--netflow-v9".into(),
-        format!("127.0.0.1:{}", nfacctd.port),
+        format!("127.0.0.1:{}", nfacctd.0.port),
     ]);
     let flows = truth();
     let (_keep, dir) = nfcapd.stop();

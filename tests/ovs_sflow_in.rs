@@ -47,7 +47,7 @@ use serde_json::Value;
 use sflow_in_support::{send_all, udp_payloads, wait_for, SflowProbe};
 use sflow_parser::models::SampleData;
 use sflow_support::Capture;
-use testbed_support::Testbed;
+use testbed_support::{parse_dump_ports, Testbed};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/ovs-testbed.sh");
 
@@ -91,41 +91,6 @@ fn vsctl(bed: &Testbed, args: &[&str]) -> String {
     let mut all = vec![db.as_str(), "--timeout=20"];
     all.extend_from_slice(args);
     ovs(bed, "ovs-vsctl", &all)
-}
-
-/// `ovs-ofctl dump-ports BRIDGE`, parsed.
-fn dump_ports(bed: &Testbed) -> HashMap<String, [u64; 4]> {
-    parse_dump_ports(&ovs(bed, "ovs-ofctl", &["dump-ports", bed.get("BRIDGE")]))
-}
-
-/// `ovs-ofctl dump-ports` text → port ("1", "LOCAL") → (rx pkts, rx bytes, tx pkts, tx bytes).
-fn parse_dump_ports(text: &str) -> HashMap<String, [u64; 4]> {
-    let mut out = HashMap::new();
-    let mut current: Option<String> = None;
-    let field = |l: &str, key: &str| -> u64 {
-        let at = l.find(key).unwrap_or_else(|| panic!("no {key} in {l:?}")) + key.len();
-        l[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    for l in text.lines().map(str::trim) {
-        if let Some(rest) = l.strip_prefix("port") {
-            let (name, rx) = rest.split_once(':').unwrap();
-            let name = name.trim().to_string();
-            let e = out.entry(name.clone()).or_insert([0; 4]);
-            e[0] = field(rx, "pkts=");
-            e[1] = field(rx, "bytes=");
-            current = Some(name);
-        } else if let (Some(name), Some(tx)) = (&current, l.strip_prefix("tx")) {
-            let e = out.get_mut(name).unwrap();
-            e[2] = field(tx, "pkts=");
-            e[3] = field(tx, "bytes=");
-        }
-    }
-    out
 }
 
 /// `ovs-appctl dpctl/show`: (hit, missed, lost, flows) of the (only) datapath.
@@ -279,7 +244,7 @@ fn open_vswitch_sflow_into_mirrorflow() {
 
     // (b) Counters of a poll after the traffic, between two readings of OVS's own.
     let t_poll = Instant::now();
-    let (ports1, dp1) = (dump_ports(&bed), dpctl_show(&bed));
+    let (ports1, dp1) = (bed.dump_ports(), dpctl_show(&bed));
     let s0 = scrape(&probe);
     let pollers = s0
         .iter()
@@ -296,7 +261,7 @@ fn open_vswitch_sflow_into_mirrorflow() {
         s1 = scrape(&probe);
         counter_samples(&s1) >= c0 + 2.0 * pollers
     });
-    let (ports2, dp2) = (dump_ports(&bed), dpctl_show(&bed));
+    let (ports2, dp2) = (bed.dump_ports(), dpctl_show(&bed));
     let poll_s = t_poll.elapsed();
     assert!(
         polled,

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use netflow_support::{NfacctdCsv, Nfcapd};
 use sflow_support::{udp_socket_state, wait_for, Sfacctd};
-use testbed_support::{Probe, Testbed};
+use testbed_support::{parse_dump_ports, Probe, Testbed};
 
 use mirrorflow::ports::{self, DirectoryConfig, OvsConfig, PortDirectory, StaticPort};
 use serde_json::Value;
@@ -51,21 +51,6 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testbed/ovs-tes
 
 /// Open vSwitch specifics of the shared [`Testbed`].
 impl Testbed {
-    /// `ovs-ofctl dump-ports BRIDGE`, parsed.
-    fn dump_ports(&self) -> HashMap<String, [u64; 4]> {
-        let out = Command::new("ovs-ofctl")
-            .env("OVS_RUNDIR", self.get("OVS_RUNDIR"))
-            .args(["dump-ports", self.get("BRIDGE")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ovs-ofctl dump-ports: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        parse_dump_ports(&String::from_utf8(out.stdout).unwrap())
-    }
-
     fn vsctl(&self, args: &[&str]) {
         let db = format!("--db=unix:{}", self.get("DB_SOCK"));
         let out = Command::new("ovs-vsctl")
@@ -79,36 +64,6 @@ impl Testbed {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// `ovs-ofctl dump-ports` text → port ("1", "LOCAL") → (rx pkts, rx bytes, tx pkts, tx bytes).
-fn parse_dump_ports(text: &str) -> HashMap<String, [u64; 4]> {
-    let mut out = HashMap::new();
-    let mut current: Option<String> = None;
-    let field = |l: &str, key: &str| -> u64 {
-        let at = l.find(key).unwrap_or_else(|| panic!("no {key} in {l:?}")) + key.len();
-        l[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    for l in text.lines().map(str::trim) {
-        if let Some(rest) = l.strip_prefix("port") {
-            let (name, rx) = rest.split_once(':').unwrap();
-            let name = name.trim().to_string();
-            let e = out.entry(name.clone()).or_insert([0; 4]);
-            e[0] = field(rx, "pkts=");
-            e[1] = field(rx, "bytes=");
-            current = Some(name);
-        } else if let (Some(name), Some(tx)) = (&current, l.strip_prefix("tx")) {
-            let e = out.get_mut(name).unwrap();
-            e[2] = field(tx, "pkts=");
-            e[3] = field(tx, "bytes=");
-        }
-    }
-    out
 }
 
 fn read_json(path: &Path) -> Value {

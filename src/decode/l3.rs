@@ -62,14 +62,7 @@ impl Cursor<'_> {
             }
         };
         let available = self.wire_bytes_from(d);
-        let m = &mut *self.meta;
-        m.ip_version = version;
-        m.src_port = 0;
-        m.dst_port = 0;
-        m.tcp_flags = 0;
-        m.frag = None;
-        m.src_addr = [0; 16];
-        m.dst_addr = [0; 16];
+        let m = self.fresh_ip(version);
         let (header_len, declared) = match &ip {
             LaxIpSlice::Ipv4(v4) => {
                 let h = v4.header();
@@ -135,6 +128,21 @@ impl Cursor<'_> {
         self.transport(payload.payload)
     }
 
+    /// The meta, with what an IP header sets cleared (an inner packet of a tunnel overwrites
+    /// the outer one's).
+    #[inline]
+    fn fresh_ip(&mut self, version: u8) -> &mut crate::decode::PacketMeta {
+        let m = &mut *self.meta;
+        m.ip_version = version;
+        m.src_port = 0;
+        m.dst_port = 0;
+        m.tcp_flags = 0;
+        m.frag = None;
+        m.src_addr = [0; 16];
+        m.dst_addr = [0; 16];
+        m
+    }
+
     /// The common IPv4 packet: a 20-byte header without options (RFC 791 §3.1) whose total
     /// length covers it, read directly; the same result as the lax slicing path, which takes
     /// everything else (`None` here).
@@ -145,14 +153,7 @@ impl Cursor<'_> {
             return None;
         }
         let available = self.wire_bytes_from(d);
-        let m = &mut *self.meta;
-        m.ip_version = 4;
-        m.src_port = 0;
-        m.dst_port = 0;
-        m.tcp_flags = 0;
-        m.frag = None;
-        m.src_addr = [0; 16];
-        m.dst_addr = [0; 16];
+        let m = self.fresh_ip(4);
         m.src_addr[..4].copy_from_slice(&d[12..16]);
         m.dst_addr[..4].copy_from_slice(&d[16..20]);
         m.ttl = d[8];

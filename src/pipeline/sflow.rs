@@ -4,22 +4,15 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
 use super::counts::SourceCounts;
 use super::source::{SourceMsg, BATCH};
+use super::wall_ns;
 use crate::decode::{Decoder, PacketMeta};
 use crate::sample::PortTable;
 use crate::sflow_in::{Ingest, Listener, SflowIn};
-
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// Runs the listener until shutdown; flow samples are timed by their arrival.
 pub fn run(

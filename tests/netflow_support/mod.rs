@@ -435,6 +435,12 @@ pub struct NfacctdCsv {
 
 impl NfacctdCsv {
     pub fn start(aggregate: &str) -> NfacctdCsv {
+        NfacctdCsv::start_with(aggregate, "")
+    }
+
+    /// Like [`NfacctdCsv::start`], with `extra` lines (`key: value\n`) added to the config,
+    /// e.g. `nfacctd_renormalize: true\n`.
+    pub fn start_with(aggregate: &str, extra: &str) -> NfacctdCsv {
         require("nfacctd", &["-V"], "pmacct");
         let dir = tempfile::tempdir().unwrap();
         let (d, log) = (dir.path().to_path_buf(), dir.path().join("nfacctd.log"));
@@ -447,6 +453,7 @@ impl NfacctdCsv {
                      nfacctd_ip: 127.0.0.1\n\
                      nfacctd_port: {port}\n\
                      nfacctd_time_new: true\n\
+                     {extra}\
                      plugins: print[p]\n\
                      aggregate[p]: {aggregate}\n\
                      print_output[p]: csv\n\

@@ -209,3 +209,51 @@ impl Drop for Probe {
         let _ = self.child.wait();
     }
 }
+
+/// Open vSwitch testbed specifics.
+impl Testbed {
+    /// `ovs-ofctl dump-ports BRIDGE`, parsed.
+    pub fn dump_ports(&self) -> HashMap<String, [u64; 4]> {
+        let out = Command::new("ovs-ofctl")
+            .env("OVS_RUNDIR", self.get("OVS_RUNDIR"))
+            .args(["dump-ports", self.get("BRIDGE")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ovs-ofctl dump-ports: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_dump_ports(&String::from_utf8(out.stdout).unwrap())
+    }
+}
+
+/// `ovs-ofctl dump-ports` text → port ("1", "LOCAL") → (rx pkts, rx bytes, tx pkts, tx bytes).
+pub fn parse_dump_ports(text: &str) -> HashMap<String, [u64; 4]> {
+    let mut out = HashMap::new();
+    let mut current: Option<String> = None;
+    let field = |l: &str, key: &str| -> u64 {
+        let at = l.find(key).unwrap_or_else(|| panic!("no {key} in {l:?}")) + key.len();
+        l[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for l in text.lines().map(str::trim) {
+        if let Some(rest) = l.strip_prefix("port") {
+            let (name, rx) = rest.split_once(':').unwrap();
+            let name = name.trim().to_string();
+            let e = out.entry(name.clone()).or_insert([0; 4]);
+            e[0] = field(rx, "pkts=");
+            e[1] = field(rx, "bytes=");
+            current = Some(name);
+        } else if let (Some(name), Some(tx)) = (&current, l.strip_prefix("tx")) {
+            let e = out.get_mut(name).unwrap();
+            e[2] = field(tx, "pkts=");
+            e[3] = field(tx, "bytes=");
+        }
+    }
+    out
+}
