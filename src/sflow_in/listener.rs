@@ -88,6 +88,9 @@ impl Listener {
                     let mut buf = vec![0u8; 65_536];
                     loop {
                         let Ok((n, _)) = s.recv_from(&mut buf).await else {
+                            // A socket error (none is expected on a bound UDP socket): back
+                            // off rather than spin.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
                         };
                         if tx.try_send(buf[..n].to_vec()).is_err() {
