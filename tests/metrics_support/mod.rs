@@ -144,6 +144,21 @@ pub fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// SIGTERM to `child`, then its exit status (within 20 s; killed and a failure after that).
+pub fn terminate(child: &mut Child) -> ExitStatus {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let mut status = None;
+    wait_for(Duration::from_secs(20), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("mirrorflow did not stop on SIGTERM")
+    })
+}
+
 /// A running mirrorflow with `--metrics-listen 127.0.0.1:0`.
 pub struct Probe {
     pub child: Child,
@@ -216,17 +231,7 @@ impl Probe {
 
     /// SIGTERM, then the exit status (within 20 s).
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let mut status = None;
-        wait_for(Duration::from_secs(20), || {
-            status = self.child.try_wait().ok().flatten();
-            status.is_some()
-        });
-        status.unwrap_or_else(|| {
-            let _ = self.child.kill();
-            panic!("mirrorflow did not stop on SIGTERM")
-        })
+        terminate(&mut self.child)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Shared by the sFlow-input tests: a running mirrorflow with `--sflow-listen` on IPv4 and
 //! IPv6 loopback plus `--metrics-listen`, sFlow payloads read out of captures, and a sender.
+//! Tests that include it include `metrics_support` too.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -8,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
+
+#[allow(unused_imports)]
+pub use crate::metrics_support::wait_for;
 
 use mirrorflow::capture::FileSource;
 
@@ -41,20 +45,6 @@ pub fn udp_payloads(path: &Path, port: u16) -> Vec<Vec<u8>> {
         }
     }
     out
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes.
-pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if std::time::Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Sends each datagram to `to` from one socket of the right family.
@@ -139,17 +129,7 @@ impl SflowProbe {
 
     /// SIGTERM, then the exit status (within 20 s).
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let mut status = None;
-        wait_for(Duration::from_secs(20), || {
-            status = self.child.try_wait().ok().flatten();
-            status.is_some()
-        });
-        status.unwrap_or_else(|| {
-            let _ = self.child.kill();
-            panic!("mirrorflow did not stop on SIGTERM")
-        })
+        crate::metrics_support::terminate(&mut self.child)
     }
 }
 
