@@ -206,17 +206,9 @@ impl FlowCache {
         self.slab.capacity() * std::mem::size_of::<Entry>() + self.index.allocation_size()
     }
 
-    /// Records expired and not taken yet.
-    pub fn expired_len(&self) -> usize {
-        self.expired.len()
-    }
-
     /// Takes the records expired so far.
-    /// The next records go into a buffer as large as the one taken, so batches of the
-    /// usual size never regrow (and copy) their buffer.
     pub fn take_expired(&mut self) -> Vec<FlowRecord> {
-        let capacity = self.expired.capacity();
-        std::mem::replace(&mut self.expired, Vec::with_capacity(capacity))
+        std::mem::take(&mut self.expired)
     }
 
     fn hash(&self, key: &FlowKey) -> u32 {

@@ -186,7 +186,6 @@ pub fn run(
     let mut stop_seen: Option<Instant> = None;
     let mut next_snapshot = 0u64;
     let mut batch_latency = crate::metrics::LatencyHistogram::default();
-    let mut flows_sent = Instant::now();
     let snapshot = |totals: &SourceCounts,
                     cache: &FlowCache,
                     frags: &FragTable,
@@ -211,13 +210,7 @@ pub fn run(
                     frags.resolve(m);
                 }
                 cache.handle_batch(&metas);
-                send_expired(
-                    &mut cache,
-                    &mut sinks,
-                    &mut out_ports,
-                    &mut flows_sent,
-                    false,
-                );
+                sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
                 if interest.counters {
                     batch_latency.record(started.elapsed());
                 }
@@ -243,27 +236,13 @@ pub fn run(
         if live {
             // A quiet wire still ages flows out.
             cache.handle_timeout(wall_ns().saturating_sub(LIVE_CLOCK_LAG_NS));
-            send_expired(
-                &mut cache,
-                &mut sinks,
-                &mut out_ports,
-                &mut flows_sent,
-                false,
-            );
+            sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
                 tick(&snapshot(&totals, &cache, &frags, &interfaces));
             }
         }
         if interest.counters && cache.clock() >= next_snapshot {
-            // The records expired so far go first, so a snapshot never runs ahead of them.
-            send_expired(
-                &mut cache,
-                &mut sinks,
-                &mut out_ports,
-                &mut flows_sent,
-                true,
-            );
             let time_ns = cache.clock();
             next_snapshot = time_ns - time_ns % cfg.counter_interval_ns + cfg.counter_interval_ns;
             sinks.send(Event::Counters(Box::new(CounterSnapshot {
@@ -297,29 +276,6 @@ pub fn run(
     }
     report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
     Ok(report)
-}
-
-/// Expired records are handed to the sinks once this many are waiting…
-const FLOW_BATCH: usize = 4096;
-/// …or once they have waited this long (live capture on a quiet wire).
-const FLOW_HOLD: Duration = Duration::from_millis(100);
-
-/// Hands the records expired so far to the sinks when [`FLOW_BATCH`] are waiting,
-/// [`FLOW_HOLD`] has passed since the last hand-over, or `force`. A batch of 1024 packets
-/// expires only a few flows; sending them at once would wake every sink thread per batch,
-/// and on a machine whose cores are all busy those wake-ups cost more than the records.
-fn send_expired(
-    cache: &mut FlowCache,
-    sinks: &mut Fanout,
-    r: &mut Resolver,
-    sent: &mut Instant,
-    force: bool,
-) {
-    let waiting = cache.expired_len();
-    if waiting > 0 && (force || waiting >= FLOW_BATCH || sent.elapsed() >= FLOW_HOLD) {
-        sinks.send_flows(resolved(cache.take_expired(), r));
-        *sent = Instant::now();
-    }
 }
 
 /// What the flow thread fills in when records leave the cache.
