@@ -285,20 +285,8 @@ impl Nfacctd {
 
 /// nfdump's view of an nfcapd's files.
 fn nfdump(dir: &Path) -> Stored {
-    let out = Command::new("nfdump")
-        .arg("-R")
-        .arg(dir)
-        .args(["-o", "json"])
-        .output()
-        .expect("running nfdump");
-    assert!(
-        out.status.success(),
-        "nfdump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nfdump -o json");
     let mut map = HashMap::new();
-    for r in v.as_array().expect("a JSON array") {
+    for r in &netflow_support::nfdump_json(dir) {
         let u = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
         let a = |k: &str| -> IpAddr { r[k].as_str().unwrap().parse().unwrap() };
         let k = (a("src4_addr"), a("dst4_addr"));

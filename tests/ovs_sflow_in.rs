@@ -596,20 +596,7 @@ struct NfRecord {
 }
 
 fn nfdump_records(dir: &Path) -> Vec<NfRecord> {
-    let out = Command::new("nfdump")
-        .arg("-R")
-        .arg(dir)
-        .args(["-o", "json"])
-        .output()
-        .expect("running nfdump");
-    assert!(
-        out.status.success(),
-        "nfdump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("nfdump -o json");
-    v.as_array()
-        .expect("a JSON array")
+    netflow_support::nfdump_json(dir)
         .iter()
         .map(|r| {
             let u = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));

@@ -410,19 +410,7 @@ fn vm_of_addr(bed: &Testbed, a: &str) -> Option<usize> {
 /// Every IPFIX record between two VMs' addresses has the sender's port ifindex as ingress
 /// interface and the receiver's as egress interface, for every pair and direction.
 fn ipfix_interfaces_are_the_vm_ports(bed: &Testbed, dir: &Path) {
-    let out = Command::new("nfdump")
-        .arg("-R")
-        .arg(dir)
-        .args(["-o", "json"])
-        .output()
-        .expect("running nfdump");
-    assert!(
-        out.status.success(),
-        "nfdump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Value = serde_json::from_slice(&out.stdout).expect("nfdump -o json");
-    let records = records.as_array().expect("a JSON array");
+    let records = netflow_support::nfdump_json(dir);
     let mut checked: HashMap<(usize, usize), u64> = HashMap::new();
     for r in records {
         let addr = |v4: &str, v6: &str| r[v4].as_str().or(r[v6].as_str()).unwrap_or("");

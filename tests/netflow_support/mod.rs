@@ -225,8 +225,8 @@ pub fn iso_ms(s: &str) -> u64 {
     (secs * 1000 + n(20..23)) as u64
 }
 
-/// Every flow nfdump reads from the files under `dir`, by key.
-pub fn nfdump_flows(dir: &Path) -> HashMap<Key, Vec<NfFlow>> {
+/// The records nfdump reads from the files under `dir` (`nfdump -R DIR -o json`, UTC).
+pub fn nfdump_json(dir: &Path) -> Vec<serde_json::Value> {
     let out = Command::new("nfdump")
         .arg("-R")
         .arg(dir)
@@ -239,9 +239,16 @@ pub fn nfdump_flows(dir: &Path) -> HashMap<Key, Vec<NfFlow>> {
         "nfdump: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nfdump -o json");
+    match serde_json::from_slice(&out.stdout).expect("nfdump -o json") {
+        serde_json::Value::Array(records) => records,
+        other => panic!("nfdump -o json: not an array: {other}"),
+    }
+}
+
+/// Every flow nfdump reads from the files under `dir`, by key.
+pub fn nfdump_flows(dir: &Path) -> HashMap<Key, Vec<NfFlow>> {
     let mut map: HashMap<Key, Vec<NfFlow>> = HashMap::new();
-    for r in v.as_array().expect("a JSON array") {
+    for r in &nfdump_json(dir) {
         assert_eq!(r["type"], "FLOW", "{r}");
         let s = |k: &str| r[k].as_str().unwrap_or_else(|| panic!("{k} in {r}"));
         let u = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
