@@ -207,7 +207,7 @@ impl State {
                 Some(i) if port != OTHER_PORT && i < rows.len() => &mut rows[i].counters,
                 _ => other.get_or_insert_with(PortCounters::default),
             };
-            add(target, c);
+            target.add(c);
         }
         if let Some(c) = other {
             rows.push(PortRow {
@@ -218,15 +218,4 @@ impl State {
         }
         rows
     }
-}
-
-fn add(a: &mut PortCounters, d: &PortCounters) {
-    a.in_octets += d.in_octets;
-    a.in_unicast += d.in_unicast;
-    a.in_multicast += d.in_multicast;
-    a.in_broadcast += d.in_broadcast;
-    a.out_octets += d.out_octets;
-    a.out_unicast += d.out_unicast;
-    a.out_multicast += d.out_multicast;
-    a.out_broadcast += d.out_broadcast;
 }

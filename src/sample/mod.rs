@@ -56,7 +56,8 @@ pub struct PortCounters {
 }
 
 impl PortCounters {
-    fn add(&mut self, d: &PortCounters) {
+    /// Adds `d`'s counts.
+    pub fn add(&mut self, d: &PortCounters) {
         self.in_octets += d.in_octets;
         self.in_unicast += d.in_unicast;
         self.in_multicast += d.in_multicast;
