@@ -29,6 +29,11 @@
 #                          not force evictions)
 #   SOFTFLOWD_WAIT         seconds to wait for softflowd to appear (default 600)
 #   SKIP_BUILD=1           do not run cargo
+#   PY_SINK=1              use the Python UDP sink even when a C compiler is there (the
+#                          default sink is benches/udp-sink.c, built with $CC / cc: it
+#                          reads with recvmmsg and so takes far less of the CPU the tools
+#                          under test share with it; Python's recv loop costs ~2 µs per
+#                          datagram, more than the exporter's own send)
 #   EXPORT=ipfix           export-overhead mode: per run, alternating,
 #                            core:   mirrorflow -r trace.pcap            (no output)
 #                            ipfix:  mirrorflow -r trace.pcap --ipfix 127.0.0.1:PORT
@@ -36,7 +41,8 @@
 #                            softflowd -r trace.pcap -n 127.0.0.1:PORT -v 10 -m …
 #                          (SOFTFLOWD_ARGS default becomes "-v 10 -m <2*FLOWS>", IPFIX);
 #                          IPFIX_ARGS adds flags to the ipfix run, e.g.
-#                          IPFIX_ARGS="--export-max-datagram 8960" (jumbo frames);
+#                          IPFIX_ARGS="--export-max-datagram 8960" (jumbo frames),
+#                          IPFIX_ARGS="--export-gso" (UDP segmentation offload);
 #                          the UDP sink counts datagrams and bytes per run, and the
 #                          report adds records/s, packets/s, bytes per record on the
 #                          wire (UDP payload) and the export overhead over the core run.
@@ -131,8 +137,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if command -v python3 >/dev/null; then
+CC="${CC:-$(command -v cc || command -v gcc || true)}"
+if [[ -n "$CC" && "${PY_SINK:-0}" != 1 ]] \
+    && "$CC" -O2 "$ROOT/benches/udp-sink.c" -o "$TMP/udp-sink" 2>"$TMP/cc.log"; then
+    # Counts datagrams and bytes with recvmmsg (little CPU taken from the exporter under
+    # test); SIGUSR1 writes "datagrams bytes" to $TMP/sink.count.
+    SINK_KIND="recvmmsg (benches/udp-sink.c)"
+    "$TMP/udp-sink" "$TMP/sink.count" >"$TMP/sink.port" &
+    SINK_PID=$!
+    for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.05; done
+    PORT="$(cat "$TMP/sink.port")"
+elif command -v python3 >/dev/null; then
     # Counts datagrams and bytes; SIGUSR1 writes "datagrams bytes" to $TMP/sink.count.
+    SINK_KIND="python3 recv loop"
     SINK_COUNT="$TMP/sink.count" python3 -u -c '
 import os, signal, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -158,9 +175,10 @@ while True:
     for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.05; done
     PORT="$(cat "$TMP/sink.port")"
 elif [[ -n "$EXPORT" ]]; then
-    die "EXPORT mode needs python3 for the counting UDP sink"
+    die "EXPORT mode needs a C compiler or python3 for the counting UDP sink"
 elif command -v socat >/dev/null; then
     PORT="${SINK_PORT:-29995}"
+    SINK_KIND="socat"
     socat -u "UDP-RECV:$PORT,bind=127.0.0.1" /dev/null &
     SINK_PID=$!
     sleep 0.2
@@ -168,7 +186,7 @@ else
     die "need python3 or socat for the UDP sink"
 fi
 [[ -n "$PORT" ]] || die "UDP sink did not start"
-log "NetFlow sink on 127.0.0.1:$PORT (pid $SINK_PID)"
+log "UDP sink ($SINK_KIND) on 127.0.0.1:$PORT (pid $SINK_PID)"
 
 # ---------------------------------------------------------------- timing --
 HAVE_GNU_TIME=0
@@ -293,6 +311,7 @@ export_mode() {
     echo "core:      $core_desc"
     echo "ipfix:     $ipfix_desc"
     echo "softflowd: $SF_DESC"
+    echo "sink:      $SINK_KIND on 127.0.0.1:$PORT"
     echo "runs:      $RUNS each, alternating; medians shown; wire = UDP payload at the sink"
     echo
     awk -v n="$NPKTS" -v cw="$core_w" -v iw="$ipfix_w" -v sw="$sf_w" \

@@ -79,6 +79,11 @@ pub struct Args {
     /// Most payload bytes per IPFIX / v9 datagram (512..=65507) [default: 1400].
     #[arg(long, value_name = "BYTES")]
     pub export_max_datagram: Option<usize>,
+    /// IPFIX / v9 over UDP: hand runs of equal-length datagrams to the kernel in one send
+    /// (Linux UDP segmentation offload); the datagrams on the wire are the same, but a
+    /// capture on this host shows each run as one large packet.
+    #[arg(long)]
+    pub export_gso: bool,
     /// IPFIX transport: udp (paced datagrams) or tcp (a connection per collector,
     /// reconnected with backoff) [default: udp].
     #[arg(long, value_enum, value_name = "PROTO")]
@@ -176,6 +181,7 @@ impl Args {
             template_refresh_packets: self.template_refresh_packets,
             export_rate: self.export_rate,
             export_max_datagram: self.export_max_datagram,
+            export_gso: self.export_gso.then_some(true),
             ipfix_transport: self.ipfix_transport,
             unknown_if_index: self.unknown_if_index,
             sflow: (!self.sflow.is_empty()).then_some(self.sflow),

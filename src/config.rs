@@ -49,6 +49,7 @@ pub struct FileConfig {
     pub template_refresh_packets: Option<u32>,
     pub export_rate: Option<u32>,
     pub export_max_datagram: Option<usize>,
+    pub export_gso: Option<bool>,
     pub ipfix_transport: Option<crate::export::IpfixTransport>,
     pub unknown_if_index: Option<u32>,
     /// `[[ports]]` tables: static VM identity (MACs → port index, name, VM).
@@ -472,6 +473,7 @@ impl Settings {
                     template_refresh_packets,
                     export_rate,
                     max_datagram,
+                    gso: f.export_gso.or(c.export_gso).unwrap_or(false),
                     sampling_interval: flow_sampling,
                     transport: ipfix_transport,
                     unknown_if_index,

@@ -77,6 +77,8 @@ pub struct NetflowConfig {
     pub sampling_interval: u32,
     /// Capture interfaces, described in the interface options data.
     pub interfaces: Vec<InterfaceInfo>,
+    /// UDP segmentation offload: runs of equal-length datagrams in one send (UDP only).
+    pub gso: bool,
 }
 
 impl NetflowConfig {
@@ -109,6 +111,7 @@ impl NetflowConfig {
             unknown_if_index: Self::DEFAULT_UNKNOWN_IF_INDEX,
             sampling_interval: 1,
             interfaces: Vec::new(),
+            gso: false,
         }
     }
 
@@ -215,6 +218,16 @@ struct Status {
 }
 
 impl Status {
+    #[cfg(test)]
+    fn for_tests() -> Status {
+        Status {
+            name: "test".into(),
+            counters: NetflowCounters::default(),
+            log: LogLimiter::default(),
+            last_error: None,
+        }
+    }
+
     /// Logs `msg` (rate-limited) and keeps it as the last error.
     fn fault(&mut self, msg: String) {
         self.log.log(&self.name, &msg);
@@ -287,7 +300,12 @@ impl NetflowSink {
         let transport = if tcp {
             Transport::Tcp(TcpTransport::new(&cfg.host, cfg.port))
         } else {
-            Transport::Udp(UdpTransport::new(&cfg.host, cfg.port, cfg.export_rate))
+            Transport::Udp(UdpTransport::new(
+                &cfg.host,
+                cfg.port,
+                cfg.export_rate,
+                cfg.gso,
+            ))
         };
         let mut sink = NetflowSink {
             enc_cfg,
@@ -404,18 +422,14 @@ impl NetflowSink {
             records: c.records,
             ignored_packets: 0,
         });
-        self.out.clear();
+        self.encoder.recycle(&mut self.out);
         self.encoder
             .encode(&self.recs, self.clock.now(), &mut self.out);
         c.records += self.recs.len() as u64;
         c.datagrams += self.out.len() as u64;
         self.count_selectors_over_cap();
         match &mut self.transport {
-            Transport::Udp(u) => {
-                for d in &self.out {
-                    u.send(d, &mut self.status);
-                }
-            }
+            Transport::Udp(u) => u.send_all(&self.out, &mut self.status),
             Transport::Tcp(t) => {
                 self.stream.clear();
                 for d in &self.out {

@@ -38,7 +38,7 @@ use crate::flow::{ExporterStats, FlowRecord, InterfaceInfo, Sampling};
 use crate::header::{IpfixHeader, V9Header};
 use crate::set::{options_template_set_id, template_set_id, SetHeader};
 use crate::templates::{
-    self, OPTIONS_INTERFACES, OPTIONS_SAMPLING, OPTIONS_SELECTOR, OPTIONS_STATS,
+    self, FlowShape, OPTIONS_INTERFACES, OPTIONS_SAMPLING, OPTIONS_SELECTOR, OPTIONS_STATS,
 };
 use crate::Version;
 
@@ -113,6 +113,7 @@ struct Msg {
     data_records: u32,
 }
 
+#[derive(Debug, Clone)]
 struct MsgSet {
     key: u32,
     set_id: u16,
@@ -141,10 +142,12 @@ fn set_key(set_id: u16, rec: &[u8]) -> u32 {
 }
 
 impl Msg {
-    fn new(header_len: usize) -> Self {
+    /// An empty datagram whose set list reuses `sets`' allocation.
+    fn new(header_len: usize, mut sets: Vec<MsgSet>) -> Self {
+        sets.clear();
         Msg {
             header_len,
-            sets: Vec::new(),
+            sets,
             len: header_len,
             records: 0,
             data_records: 0,
@@ -173,7 +176,7 @@ impl Msg {
         self.len + self.growth(p, rec) <= max
     }
 
-    fn add(&mut self, p: Place, rec: &[u8]) {
+    fn add(&mut self, p: Place, rec: &[u8], pool: &mut Pool) {
         self.len += self.growth(p, rec);
         match self.set_of(p, rec) {
             Some(s) => s.body.extend_from_slice(rec),
@@ -186,7 +189,7 @@ impl Msg {
                     },
                     set_id: p.set_id,
                     flow: p.flow,
-                    body: rec.to_vec(),
+                    body: pool.body(rec),
                 };
                 let at = match p.flow {
                     true => self.sets.len(),
@@ -205,9 +208,10 @@ impl Msg {
         }
     }
 
-    /// Assemble the datagram; the header bytes are left zero for the caller.
-    fn assemble(&self) -> Vec<u8> {
-        let mut buf = vec![0u8; self.len];
+    /// Assemble the datagram into `buf`; the header bytes are left zero for the caller.
+    fn assemble_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(self.len, 0);
         let mut pos = self.header_len;
         for s in &self.sets {
             let length = set_size(s.body.len());
@@ -220,7 +224,38 @@ impl Msg {
             pos += length;
         }
         debug_assert_eq!(pos, buf.len());
-        buf
+    }
+}
+
+/// Buffers kept from flushed datagrams (set bodies, the set list) and handed back by the
+/// caller ([`Encoder::recycle`]), so that steady-state encoding does not allocate.
+#[derive(Debug, Clone, Default)]
+struct Pool {
+    bodies: Vec<Vec<u8>>,
+    sets: Vec<MsgSet>,
+    datagrams: Vec<Vec<u8>>,
+}
+
+/// Most buffers of each kind a [`Pool`] keeps.
+const POOL_MAX: usize = 256;
+
+impl Pool {
+    /// A set body holding `rec`.
+    fn body(&mut self, rec: &[u8]) -> Vec<u8> {
+        let mut b = self.bodies.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(rec);
+        b
+    }
+
+    /// Takes back the buffers of a flushed datagram.
+    fn reclaim(&mut self, mut m: Msg) {
+        for s in m.sets.drain(..) {
+            if self.bodies.len() < POOL_MAX {
+                self.bodies.push(s.body);
+            }
+        }
+        self.sets = m.sets;
     }
 }
 
@@ -245,6 +280,7 @@ pub struct Encoder {
     selectors: Vec<u32>,
     /// Records sent with a rate that could not be announced (over the cap).
     selectors_over_cap: u64,
+    pool: Pool,
 }
 
 /// How a record is placed: its set, whether it is data (IPFIX sequence number), whether it
@@ -338,7 +374,17 @@ impl Encoder {
             stats: ExporterStats::default(),
             selectors: Vec::new(),
             selectors_over_cap: 0,
+            pool: Pool::default(),
         })
+    }
+
+    /// Takes back (and empties `out` of) datagrams the caller has sent, to be reused by
+    /// later calls instead of allocating anew.
+    pub fn recycle(&mut self, out: &mut Vec<Vec<u8>>) {
+        let room = POOL_MAX.saturating_sub(self.pool.datagrams.len());
+        let keep = out.len().min(room);
+        self.pool.datagrams.extend(out.drain(..keep));
+        out.clear();
     }
 
     /// Per-record sampling rates announced so far, in order of first use.
@@ -400,13 +446,27 @@ impl Encoder {
     /// templates, options templates and options data first whenever the refresh policy
     /// (first call, `force_templates`, time or datagram count) says so. With no records
     /// and no refresh due nothing is produced.
+    ///
+    /// Records go out grouped by template (in their given order within a template), so a
+    /// run of full messages of one template all have the same length: what UDP
+    /// segmentation offload needs to send them in one go.
     pub fn encode(&mut self, records: &[FlowRecord], clock: ExportClock, out: &mut Vec<Vec<u8>>) {
         let mut msg = None;
         if self.refresh_due(&clock) {
             self.push_templates(&mut msg, &clock, out);
         }
+        let version = self.cfg.version;
+        let mut order: Vec<(u16, u32)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let t = templates::flow_template_id_of(version, FlowShape::of(r, version));
+                (t, i as u32)
+            })
+            .collect();
+        order.sort_unstable();
         let mut rec = Vec::with_capacity(128);
-        for r in records {
+        for r in order.iter().map(|&(_, i)| &records[i as usize]) {
             if let Some(n) = r.sampling.map(templates::selector_id) {
                 if !self.selectors.contains(&n) {
                     if self.selectors.len() < MAX_SELECTORS {
@@ -554,16 +614,24 @@ impl Encoder {
                 self.flush(msg, clock, out);
             }
         }
-        msg.get_or_insert_with(|| Msg::new(self.cfg.version.header_len()))
-            .add(p, rec);
+        let pool = &mut self.pool;
+        msg.get_or_insert_with(|| {
+            Msg::new(
+                self.cfg.version.header_len(),
+                std::mem::take(&mut pool.sets),
+            )
+        })
+        .add(p, rec, pool);
     }
 
     fn flush(&mut self, msg: &mut Option<Msg>, clock: &ExportClock, out: &mut Vec<Vec<u8>>) {
         let Some(m) = msg.take() else { return };
         if m.records == 0 {
+            self.pool.reclaim(m);
             return;
         }
-        let mut buf = m.assemble();
+        let mut buf = self.pool.datagrams.pop().unwrap_or_default();
+        m.assemble_into(&mut buf);
         let unix_secs = (clock.unix_ms / 1000) as u32;
         match self.cfg.version {
             Version::Ipfix => IpfixHeader {
@@ -585,6 +653,7 @@ impl Encoder {
         self.data_records_sent = self.data_records_sent.wrapping_add(m.data_records);
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.packets_since_templates += 1;
+        self.pool.reclaim(m);
         out.push(buf);
     }
 }

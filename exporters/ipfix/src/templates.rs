@@ -28,7 +28,6 @@
 use crate::encoder::ExportClock;
 use crate::flow::{ExporterStats, FlowRecord, InterfaceInfo, Sampling};
 use crate::ie::{self, v9_scope, VARIABLE_LENGTH};
-use crate::record::put_uint;
 use crate::template::{FieldSpec, TemplateRecord};
 use crate::Version;
 use std::net::IpAddr;
@@ -378,10 +377,221 @@ fn addr_bytes(a: IpAddr, v6: bool) -> [u8; 16] {
     out
 }
 
-/// [`flow_fields_of`] and the record length, built once per combination (the encoder's hot
-/// path must not allocate per record).
-fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [FieldSpec], usize) {
-    type Lists = [(Vec<FieldSpec>, usize); 16];
+/// Where one field of a flow data record takes its value from, resolved from the
+/// information element id once per template so the per-record loop needs no id lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlowField {
+    SrcAddr4,
+    DstAddr4,
+    SrcAddr6,
+    DstAddr6,
+    SrcMac,
+    DstMac,
+    SrcPort,
+    DstPort,
+    Protocol,
+    Octets,
+    Packets,
+    StartMs,
+    EndMs,
+    FirstSwitched,
+    LastSwitched,
+    TcpFlags,
+    IcmpTypeCode,
+    Tos,
+    MinTtl,
+    MaxTtl,
+    Vlan,
+    IngressIf,
+    EgressIf,
+    Direction,
+    EndReason,
+    IpVersion,
+    Layer2SegmentId,
+    Selector,
+}
+
+impl FlowField {
+    fn of(id: u16) -> Option<FlowField> {
+        use FlowField::*;
+        Some(match id {
+            ie::SOURCE_IPV4_ADDRESS => SrcAddr4,
+            ie::DESTINATION_IPV4_ADDRESS => DstAddr4,
+            ie::SOURCE_IPV6_ADDRESS => SrcAddr6,
+            ie::DESTINATION_IPV6_ADDRESS => DstAddr6,
+            ie::SOURCE_MAC_ADDRESS => SrcMac,
+            ie::DESTINATION_MAC_ADDRESS => DstMac,
+            ie::SOURCE_TRANSPORT_PORT => SrcPort,
+            ie::DESTINATION_TRANSPORT_PORT => DstPort,
+            ie::PROTOCOL_IDENTIFIER => Protocol,
+            ie::OCTET_DELTA_COUNT => Octets,
+            ie::PACKET_DELTA_COUNT => Packets,
+            ie::FLOW_START_MILLISECONDS => StartMs,
+            ie::FLOW_END_MILLISECONDS => EndMs,
+            ie::FIRST_SWITCHED => FirstSwitched,
+            ie::LAST_SWITCHED => LastSwitched,
+            ie::TCP_CONTROL_BITS => TcpFlags,
+            ie::ICMP_TYPE_CODE_IPV4 | ie::ICMP_TYPE_CODE_IPV6 => IcmpTypeCode,
+            ie::IP_CLASS_OF_SERVICE => Tos,
+            ie::MINIMUM_TTL => MinTtl,
+            ie::MAXIMUM_TTL => MaxTtl,
+            ie::VLAN_ID => Vlan,
+            ie::INGRESS_INTERFACE => IngressIf,
+            ie::EGRESS_INTERFACE => EgressIf,
+            ie::FLOW_DIRECTION => Direction,
+            ie::FLOW_END_REASON => EndReason,
+            ie::IP_VERSION => IpVersion,
+            ie::LAYER2_SEGMENT_ID => Layer2SegmentId,
+            ie::SELECTOR_ID | ie::FLOW_SAMPLER_ID => Selector,
+            _ => return None,
+        })
+    }
+
+    /// The value of an unsigned field (all but addresses and MACs), field by field: the
+    /// oracle [`FlowImage::uints`] is tested against.
+    #[cfg(test)]
+    fn uint(self, rec: &FlowRecord, v6: bool, clock: &ExportClock) -> u64 {
+        use FlowField::*;
+        match self {
+            SrcPort => rec.src_port.into(),
+            DstPort => rec.dst_port.into(),
+            Protocol => rec.protocol.into(),
+            Octets => rec.octets,
+            Packets => rec.packets,
+            StartMs => rec.start_ms,
+            EndMs => rec.end_ms,
+            FirstSwitched => v9_switched(rec.start_ms, clock).into(),
+            LastSwitched => v9_switched(rec.end_ms, clock).into(),
+            TcpFlags => rec.tcp_flags.into(),
+            IcmpTypeCode => rec.icmp_type_code.into(),
+            Tos => rec.tos.into(),
+            MinTtl => rec.min_ttl.into(),
+            MaxTtl => rec.max_ttl.into(),
+            Vlan => rec.vlan_id.into(),
+            IngressIf => rec.ingress_if.into(),
+            EgressIf => rec.egress_if.into(),
+            Direction => rec.direction.into(),
+            EndReason => rec.end_reason.into(),
+            IpVersion => {
+                if v6 {
+                    6
+                } else {
+                    4
+                }
+            }
+            Layer2SegmentId => rec.layer2_segment_id.unwrap_or(0),
+            Selector => selector_id(rec.sampling.unwrap_or(1)).into(),
+            SrcAddr4 | DstAddr4 | SrcAddr6 | DstAddr6 | SrcMac | DstMac => 0,
+        }
+    }
+}
+
+/// The unsigned fields, in their order in a record's image ([`FlowImage`]).
+const IMAGE_UINTS: [FlowField; 22] = {
+    use FlowField::*;
+    [
+        SrcPort,
+        DstPort,
+        Protocol,
+        Octets,
+        Packets,
+        StartMs,
+        EndMs,
+        FirstSwitched,
+        LastSwitched,
+        TcpFlags,
+        IcmpTypeCode,
+        Tos,
+        MinTtl,
+        MaxTtl,
+        Vlan,
+        IngressIf,
+        EgressIf,
+        Direction,
+        EndReason,
+        IpVersion,
+        Layer2SegmentId,
+        Selector,
+    ]
+};
+const IMAGE_SRC_ADDR: usize = 8 * IMAGE_UINTS.len();
+const IMAGE_DST_ADDR: usize = IMAGE_SRC_ADDR + 16;
+const IMAGE_SRC_MAC: usize = IMAGE_DST_ADDR + 16;
+const IMAGE_DST_MAC: usize = IMAGE_SRC_MAC + 6;
+/// Bytes every field copy may read or write past a field's end (the widest field).
+const IMAGE_SLACK: usize = 16;
+const IMAGE_LEN: usize = IMAGE_DST_MAC + 6 + IMAGE_SLACK;
+
+/// Every value a flow data record can carry, big-endian at fixed offsets: each unsigned
+/// field as 8 bytes, the addresses as 16 (IPv4 in the first 4, or IPv4-mapped in an IPv6
+/// template), the MACs. A template's record is then a series of fixed-size copies out of
+/// it, with no per-field branch.
+struct FlowImage([u8; IMAGE_LEN]);
+
+impl FlowImage {
+    fn of(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> FlowImage {
+        let mut b = [0u8; IMAGE_LEN];
+        for (i, v) in Self::uints(rec, v6, clock).iter().enumerate() {
+            b[8 * i..8 * i + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        b[IMAGE_SRC_ADDR..IMAGE_SRC_ADDR + 16].copy_from_slice(&addr_bytes(rec.src_addr, v6));
+        b[IMAGE_DST_ADDR..IMAGE_DST_ADDR + 16].copy_from_slice(&addr_bytes(rec.dst_addr, v6));
+        b[IMAGE_SRC_MAC..IMAGE_SRC_MAC + 6].copy_from_slice(&rec.src_mac);
+        b[IMAGE_DST_MAC..IMAGE_DST_MAC + 6].copy_from_slice(&rec.dst_mac);
+        FlowImage(b)
+    }
+
+    /// The values of [`IMAGE_UINTS`], in its order, without a branch per field (the test
+    /// `image_uints_follow_their_fields` holds the two together).
+    #[inline]
+    fn uints(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> [u64; IMAGE_UINTS.len()] {
+        [
+            rec.src_port.into(),
+            rec.dst_port.into(),
+            rec.protocol.into(),
+            rec.octets,
+            rec.packets,
+            rec.start_ms,
+            rec.end_ms,
+            v9_switched(rec.start_ms, clock).into(),
+            v9_switched(rec.end_ms, clock).into(),
+            rec.tcp_flags.into(),
+            rec.icmp_type_code.into(),
+            rec.tos.into(),
+            rec.min_ttl.into(),
+            rec.max_ttl.into(),
+            rec.vlan_id.into(),
+            rec.ingress_if.into(),
+            rec.egress_if.into(),
+            rec.direction.into(),
+            rec.end_reason.into(),
+            if v6 { 6 } else { 4 },
+            rec.layer2_segment_id.unwrap_or(0),
+            selector_id(rec.sampling.unwrap_or(1)).into(),
+        ]
+    }
+
+    /// Where a field of `length` bytes starts in the image.
+    fn offset(field: FlowField, length: u16) -> usize {
+        use FlowField::*;
+        match field {
+            SrcAddr4 | SrcAddr6 => IMAGE_SRC_ADDR,
+            DstAddr4 | DstAddr6 => IMAGE_DST_ADDR,
+            SrcMac => IMAGE_SRC_MAC,
+            DstMac => IMAGE_DST_MAC,
+            f => {
+                let i = IMAGE_UINTS.iter().position(|&u| u == f).unwrap_or(0);
+                8 * i + 8 - usize::from(length).min(8)
+            }
+        }
+    }
+}
+
+/// A flow template's fields as (offset in the [`FlowImage`], length) and the record
+/// length, built once per combination (the encoder's hot path must not allocate or look
+/// up ids per record).
+fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u16, u16)], usize) {
+    type Lists = [(Vec<(u16, u16)>, usize); 16];
     static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
     let lists = LISTS.get_or_init(|| {
         std::array::from_fn(|i| {
@@ -395,8 +605,16 @@ fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [FieldSpe
                 l2: i & 1 != 0,
                 selector: i & 4 != 0,
             };
-            let f = flow_fields_of(version, shape);
-            let len = f.iter().map(|f| usize::from(f.length)).sum();
+            let f: Vec<(u16, u16)> = flow_fields_of(version, shape)
+                .iter()
+                .map(|f| {
+                    let field = FlowField::of(f.id)
+                        .unwrap_or_else(|| unreachable!("flow template field {} unhandled", f.id));
+                    assert!(f.length <= 16 && (f.length <= 8 || f.length == 16));
+                    (FlowImage::offset(field, f.length) as u16, f.length)
+                })
+                .collect();
+            let len = f.iter().map(|&(_, l)| usize::from(l)).sum();
             (f, len)
         })
     });
@@ -423,61 +641,19 @@ pub fn encode_flow(
     let shape = FlowShape::of(rec, version);
     let v6 = shape.v6;
     let (fields, len) = cached_flow_fields(version, shape);
-    let mut pos = out.len();
-    out.resize(pos + len, 0);
-    for f in fields {
-        let dst = &mut out[pos..pos + f.length as usize];
-        pos += f.length as usize;
-        match f.id {
-            ie::SOURCE_IPV4_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.src_addr, false)[..4]),
-            ie::DESTINATION_IPV4_ADDRESS => {
-                dst.copy_from_slice(&addr_bytes(rec.dst_addr, false)[..4])
-            }
-            ie::SOURCE_IPV6_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.src_addr, true)),
-            ie::DESTINATION_IPV6_ADDRESS => dst.copy_from_slice(&addr_bytes(rec.dst_addr, true)),
-            ie::SOURCE_MAC_ADDRESS => dst.copy_from_slice(&rec.src_mac),
-            ie::DESTINATION_MAC_ADDRESS => dst.copy_from_slice(&rec.dst_mac),
-            id => put_uint(dst, flow_uint(id, rec, version, v6, clock)),
-        }
+    let image = FlowImage::of(rec, v6, clock);
+    let start = out.len();
+    out.resize(start + len + IMAGE_SLACK, 0);
+    let mut pos = start;
+    for &(from, length) in fields {
+        // A fixed-size copy: the bytes past this field are overwritten by the next one or
+        // cut off below.
+        let from = usize::from(from);
+        out[pos..pos + IMAGE_SLACK].copy_from_slice(&image.0[from..from + IMAGE_SLACK]);
+        pos += usize::from(length);
     }
+    out.truncate(start + len);
     flow_template_id_of(version, shape)
-}
-
-fn flow_uint(id: u16, rec: &FlowRecord, version: Version, v6: bool, clock: &ExportClock) -> u64 {
-    match id {
-        ie::SOURCE_TRANSPORT_PORT => rec.src_port.into(),
-        ie::DESTINATION_TRANSPORT_PORT => rec.dst_port.into(),
-        ie::PROTOCOL_IDENTIFIER => rec.protocol.into(),
-        ie::OCTET_DELTA_COUNT => rec.octets,
-        ie::PACKET_DELTA_COUNT => rec.packets,
-        ie::FLOW_START_MILLISECONDS => rec.start_ms,
-        ie::FLOW_END_MILLISECONDS => rec.end_ms,
-        ie::FIRST_SWITCHED => v9_switched(rec.start_ms, clock).into(),
-        ie::LAST_SWITCHED => v9_switched(rec.end_ms, clock).into(),
-        ie::TCP_CONTROL_BITS => rec.tcp_flags.into(),
-        ie::ICMP_TYPE_CODE_IPV4 | ie::ICMP_TYPE_CODE_IPV6 => rec.icmp_type_code.into(),
-        ie::IP_CLASS_OF_SERVICE => rec.tos.into(),
-        ie::MINIMUM_TTL => rec.min_ttl.into(),
-        ie::MAXIMUM_TTL => rec.max_ttl.into(),
-        ie::VLAN_ID => rec.vlan_id.into(),
-        ie::INGRESS_INTERFACE => rec.ingress_if.into(),
-        ie::EGRESS_INTERFACE => rec.egress_if.into(),
-        ie::FLOW_DIRECTION => rec.direction.into(),
-        ie::FLOW_END_REASON => rec.end_reason.into(),
-        ie::IP_VERSION => {
-            if v6 {
-                6
-            } else {
-                4
-            }
-        }
-        ie::LAYER2_SEGMENT_ID => rec.layer2_segment_id.unwrap_or(0),
-        ie::SELECTOR_ID | ie::FLOW_SAMPLER_ID => selector_id(rec.sampling.unwrap_or(1)).into(),
-        _ => {
-            debug_assert!(false, "unhandled flow field {id} for {version:?}");
-            0
-        }
-    }
 }
 
 /// Sampling options data record. samplingAlgorithm is 1 (deterministic) for an
@@ -601,4 +777,50 @@ pub fn largest_record(version: Version) -> usize {
     .sum::<usize>();
     let selector = selector_template(version).min_record_len();
     t.max(iface).max(flow).max(selector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_uints_follow_their_fields() {
+        let rec = FlowRecord {
+            src_addr: "10.0.0.1".parse().unwrap(),
+            dst_addr: "10.0.0.2".parse().unwrap(),
+            src_port: 1,
+            dst_port: 2,
+            protocol: 3,
+            octets: 4,
+            packets: 5,
+            start_ms: 1_700_000_000_006,
+            end_ms: 1_700_000_000_107,
+            tcp_flags: 8,
+            icmp_type_code: 9,
+            tos: 10,
+            min_ttl: 11,
+            max_ttl: 12,
+            src_mac: [1; 6],
+            dst_mac: [2; 6],
+            vlan_id: 13,
+            ingress_if: 14,
+            egress_if: 15,
+            direction: 1,
+            end_reason: 17,
+            layer2_segment_id: Some(18),
+            sampling: Some(19),
+        };
+        let clock = ExportClock {
+            unix_ms: 1_700_000_001_000,
+            uptime_ms: 50_000,
+        };
+        for v6 in [false, true] {
+            let got = FlowImage::uints(&rec, v6, &clock);
+            let want: Vec<u64> = IMAGE_UINTS
+                .iter()
+                .map(|f| f.uint(&rec, v6, &clock))
+                .collect();
+            assert_eq!(got.to_vec(), want);
+        }
+    }
 }

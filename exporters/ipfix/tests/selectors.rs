@@ -79,12 +79,14 @@ fn sampled_records_round_trip_with_their_rate_announced() {
             "{v:?}"
         );
         let announced: Vec<(u64, u32)> = msgs.iter().flat_map(|m| m.selector_intervals()).collect();
+        // In order of first use in the datagrams, where records are grouped by template: the
+        // first rate-10 record is IPv4 (template 263), the first rate-100 one IPv6 (264).
         assert_eq!(
             announced,
-            [(100, 100), (10, 10)],
+            [(10, 10), (100, 100)],
             "{v:?}: in order of first use"
         );
-        assert_eq!(enc.selectors(), [100, 10]);
+        assert_eq!(enc.selectors(), [10, 100]);
         let ids: HashSet<u16> = msgs.iter().flat_map(flow_template_ids).collect();
         let want: HashSet<u16> = match v {
             Version::Ipfix => (256..=259).chain(263..=266).collect(),
@@ -193,7 +195,7 @@ fn refresh_repeats_selector_templates_and_every_rate() {
             assert!(ids.contains(&id), "{v:?}: template {id} not refreshed");
         }
         let rates: Vec<_> = msgs.iter().flat_map(|m| m.selector_intervals()).collect();
-        assert_eq!(rates, [(100, 100), (10, 10)], "{v:?}");
+        assert_eq!(rates, [(10, 10), (100, 100)], "{v:?}");
         // The late collector can read sampled records at once.
         let dgs = encode_all(
             &mut enc,
@@ -210,7 +212,7 @@ fn refresh_repeats_selector_templates_and_every_rate() {
             &encode_all(&mut enc, &[], clock(T0_MS + 10_002)),
         );
         let rates: Vec<_> = msgs.iter().flat_map(|m| m.selector_intervals()).collect();
-        assert_eq!(rates, [(100, 100), (10, 10)], "{v:?}");
+        assert_eq!(rates, [(10, 10), (100, 100)], "{v:?}");
     }
 }
 

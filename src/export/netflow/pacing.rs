@@ -39,12 +39,24 @@ impl TokenBucket {
 
     /// Waits for one token and spends it.
     pub fn take(&mut self) {
+        self.take_n(1);
+    }
+
+    /// Waits for `n` tokens and spends them (one send of `n` segmented datagrams); `n` is
+    /// clamped to the burst, which the bucket can hold.
+    pub fn take_n(&mut self, n: u32) {
+        let n = f64::from(n).min(self.burst);
         self.refill();
-        while self.tokens < 1.0 {
-            std::thread::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.rate));
+        while self.tokens < n {
+            std::thread::sleep(Duration::from_secs_f64((n - self.tokens) / self.rate));
             self.refill();
         }
-        self.tokens -= 1.0;
+        self.tokens -= n;
+    }
+
+    /// The most tokens one [`TokenBucket::take_n`] can spend.
+    pub fn burst(&self) -> u32 {
+        self.burst as u32
     }
 }
 
@@ -62,6 +74,23 @@ mod tests {
         // 20 datagrams beyond the burst at 1000/s: about 20 ms.
         assert!(
             t0.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[test]
+    fn batches_spend_their_size() {
+        let mut b = TokenBucket::new(1000);
+        assert_eq!(b.burst(), 20);
+        let t0 = Instant::now();
+        // The burst, then two more batches of 10 at 1000/s: about 20 ms.
+        for _ in 0..3 {
+            b.take_n(10);
+            b.take_n(10);
+        }
+        assert!(
+            t0.elapsed() >= Duration::from_millis(35),
             "{:?}",
             t0.elapsed()
         );
