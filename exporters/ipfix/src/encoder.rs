@@ -227,6 +227,30 @@ impl Msg {
     }
 }
 
+/// Fills `order` with the indices of `records` grouped by flow template in template id
+/// order, keeping their given order within a template (a counting sort: the ids are few).
+fn by_template(records: &[FlowRecord], version: Version, order: &mut Vec<u32>) {
+    const SLOTS: usize = 16;
+    let slot = |r: &FlowRecord| {
+        let t = templates::flow_template_id_of(version, FlowShape::of(r, version));
+        usize::from(t.wrapping_sub(templates::FLOW_V4)).min(SLOTS - 1)
+    };
+    let mut start = [0u32; SLOTS + 1];
+    for r in records {
+        start[slot(r) + 1] += 1;
+    }
+    for i in 1..=SLOTS {
+        start[i] += start[i - 1];
+    }
+    order.clear();
+    order.resize(records.len(), 0);
+    for (i, r) in records.iter().enumerate() {
+        let s = &mut start[slot(r)];
+        order[*s as usize] = i as u32;
+        *s += 1;
+    }
+}
+
 /// Buffers kept from flushed datagrams (set bodies, the set list) and handed back by the
 /// caller ([`Encoder::recycle`]), so that steady-state encoding does not allocate.
 #[derive(Debug, Clone, Default)]
@@ -281,6 +305,8 @@ pub struct Encoder {
     /// Records sent with a rate that could not be announced (over the cap).
     selectors_over_cap: u64,
     pool: Pool,
+    /// Scratch: the order records are encoded in ([`by_template`]).
+    order: Vec<u32>,
 }
 
 /// How a record is placed: its set, whether it is data (IPFIX sequence number), whether it
@@ -375,6 +401,7 @@ impl Encoder {
             selectors: Vec::new(),
             selectors_over_cap: 0,
             pool: Pool::default(),
+            order: Vec::new(),
         })
     }
 
@@ -455,18 +482,10 @@ impl Encoder {
         if self.refresh_due(&clock) {
             self.push_templates(&mut msg, &clock, out);
         }
-        let version = self.cfg.version;
-        let mut order: Vec<(u16, u32)> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let t = templates::flow_template_id_of(version, FlowShape::of(r, version));
-                (t, i as u32)
-            })
-            .collect();
-        order.sort_unstable();
+        let mut order = std::mem::take(&mut self.order);
+        by_template(records, self.cfg.version, &mut order);
         let mut rec = Vec::with_capacity(128);
-        for r in order.iter().map(|&(_, i)| &records[i as usize]) {
+        for r in order.iter().map(|&i| &records[i as usize]) {
             if let Some(n) = r.sampling.map(templates::selector_id) {
                 if !self.selectors.contains(&n) {
                     if self.selectors.len() < MAX_SELECTORS {
@@ -480,6 +499,7 @@ impl Encoder {
             let tid = templates::encode_flow(r, self.cfg.version, &clock, &mut rec);
             self.push(&mut msg, Place::flow(tid), &rec, &clock, out, true);
         }
+        self.order = order;
         self.flush(&mut msg, &clock, out);
     }
 
