@@ -36,7 +36,7 @@ use tcp::{Link, TcpTransport};
 use udp::UdpTransport;
 
 /// Records handed to the encoder at once: bounds the datagrams held in memory per call.
-const CHUNK_RECORDS: usize = 512;
+const CHUNK_RECORDS: usize = 4096;
 
 /// Transport of an IPFIX stream (NetFlow v9 is always UDP).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]

@@ -448,7 +448,7 @@ impl FlowField {
     }
 
     /// The value of an unsigned field (all but addresses and MACs), field by field: the
-    /// oracle [`FlowImage::uints`] is tested against.
+    /// oracle [`FlowValues::uints`] is tested against.
     #[cfg(test)]
     fn uint(self, rec: &FlowRecord, v6: bool, clock: &ExportClock) -> u64 {
         use FlowField::*;
@@ -486,8 +486,8 @@ impl FlowField {
     }
 }
 
-/// The unsigned fields, in their order in a record's image ([`FlowImage`]).
-const IMAGE_UINTS: [FlowField; 22] = {
+/// The unsigned fields, in their order at the start of a record's values ([`FlowValues`]).
+const VALUE_UINTS: [FlowField; 22] = {
     use FlowField::*;
     [
         SrcPort,
@@ -514,37 +514,51 @@ const IMAGE_UINTS: [FlowField; 22] = {
         Selector,
     ]
 };
-const IMAGE_SRC_ADDR: usize = 8 * IMAGE_UINTS.len();
-const IMAGE_DST_ADDR: usize = IMAGE_SRC_ADDR + 16;
-const IMAGE_SRC_MAC: usize = IMAGE_DST_ADDR + 16;
-const IMAGE_DST_MAC: usize = IMAGE_SRC_MAC + 6;
-/// Bytes every field copy may read or write past a field's end (the widest field).
-const IMAGE_SLACK: usize = 16;
-const IMAGE_LEN: usize = IMAGE_DST_MAC + 6 + IMAGE_SLACK;
+/// After the unsigned fields: the IPv4 addresses, the IPv6 addresses (IPv4-mapped for an
+/// IPv4 address in an IPv6 template) as high and low 8 bytes, the MACs.
+const VALUE_SRC4: usize = VALUE_UINTS.len();
+const VALUE_DST4: usize = VALUE_SRC4 + 1;
+const VALUE_SRC6: usize = VALUE_DST4 + 1;
+const VALUE_DST6: usize = VALUE_SRC6 + 2;
+const VALUE_SRC_MAC: usize = VALUE_DST6 + 2;
+const VALUE_DST_MAC: usize = VALUE_SRC_MAC + 1;
+const VALUE_COUNT: usize = VALUE_DST_MAC + 1;
 
-/// Every value a flow data record can carry, big-endian at fixed offsets: each unsigned
-/// field as 8 bytes, the addresses as 16 (IPv4 in the first 4, or IPv4-mapped in an IPv6
-/// template), the MACs. A template's record is then a series of fixed-size copies out of
-/// it, with no per-field branch.
-struct FlowImage([u8; IMAGE_LEN]);
+/// Every value a flow data record can carry, as one `u64` each (16-byte addresses as two).
+/// A template's record is then a series of identical steps, each writing one value's low
+/// `length` bytes big-endian as an 8-byte store, with no branch per field; values and
+/// stores are whole words, so no load waits on a partly overlapping store.
+struct FlowValues([u64; VALUE_COUNT]);
 
-impl FlowImage {
-    fn of(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> FlowImage {
-        let mut b = [0u8; IMAGE_LEN];
-        for (i, v) in Self::uints(rec, v6, clock).iter().enumerate() {
-            b[8 * i..8 * i + 8].copy_from_slice(&v.to_be_bytes());
-        }
-        b[IMAGE_SRC_ADDR..IMAGE_SRC_ADDR + 16].copy_from_slice(&addr_bytes(rec.src_addr, v6));
-        b[IMAGE_DST_ADDR..IMAGE_DST_ADDR + 16].copy_from_slice(&addr_bytes(rec.dst_addr, v6));
-        b[IMAGE_SRC_MAC..IMAGE_SRC_MAC + 6].copy_from_slice(&rec.src_mac);
-        b[IMAGE_DST_MAC..IMAGE_DST_MAC + 6].copy_from_slice(&rec.dst_mac);
-        FlowImage(b)
+impl FlowValues {
+    #[inline]
+    fn of(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> FlowValues {
+        let mut v = [0u64; VALUE_COUNT];
+        v[..VALUE_UINTS.len()].copy_from_slice(&Self::uints(rec, v6, clock));
+        let v4 = |a: IpAddr| {
+            u64::from(u32::from_be_bytes(
+                addr_bytes(a, false)[..4].try_into().unwrap_or_default(),
+            ))
+        };
+        let halves = |a: IpAddr| {
+            let b = addr_bytes(a, true);
+            let (hi, lo) = b.split_at(8);
+            [hi, lo].map(|h| u64::from_be_bytes(h.try_into().unwrap_or_default()))
+        };
+        let mac = |m: [u8; 6]| m.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+        v[VALUE_SRC4] = v4(rec.src_addr);
+        v[VALUE_DST4] = v4(rec.dst_addr);
+        v[VALUE_SRC6..VALUE_SRC6 + 2].copy_from_slice(&halves(rec.src_addr));
+        v[VALUE_DST6..VALUE_DST6 + 2].copy_from_slice(&halves(rec.dst_addr));
+        v[VALUE_SRC_MAC] = mac(rec.src_mac);
+        v[VALUE_DST_MAC] = mac(rec.dst_mac);
+        FlowValues(v)
     }
 
-    /// The values of [`IMAGE_UINTS`], in its order, without a branch per field (the test
-    /// `image_uints_follow_their_fields` holds the two together).
+    /// The values of [`VALUE_UINTS`], in its order, without a branch per field (the test
+    /// `value_uints_follow_their_fields` holds the two together).
     #[inline]
-    fn uints(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> [u64; IMAGE_UINTS.len()] {
+    fn uints(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> [u64; VALUE_UINTS.len()] {
         [
             rec.src_port.into(),
             rec.dst_port.into(),
@@ -571,27 +585,27 @@ impl FlowImage {
         ]
     }
 
-    /// Where a field of `length` bytes starts in the image.
-    fn offset(field: FlowField, length: u16) -> usize {
+    /// The steps (value index, bytes) that write a field of `length` bytes.
+    fn steps(field: FlowField, length: u16) -> Vec<(u8, u8)> {
         use FlowField::*;
+        let one = |i: usize| vec![(i as u8, length.min(8) as u8)];
         match field {
-            SrcAddr4 | SrcAddr6 => IMAGE_SRC_ADDR,
-            DstAddr4 | DstAddr6 => IMAGE_DST_ADDR,
-            SrcMac => IMAGE_SRC_MAC,
-            DstMac => IMAGE_DST_MAC,
-            f => {
-                let i = IMAGE_UINTS.iter().position(|&u| u == f).unwrap_or(0);
-                8 * i + 8 - usize::from(length).min(8)
-            }
+            SrcAddr4 => one(VALUE_SRC4),
+            DstAddr4 => one(VALUE_DST4),
+            SrcAddr6 => vec![(VALUE_SRC6 as u8, 8), (VALUE_SRC6 as u8 + 1, 8)],
+            DstAddr6 => vec![(VALUE_DST6 as u8, 8), (VALUE_DST6 as u8 + 1, 8)],
+            SrcMac => one(VALUE_SRC_MAC),
+            DstMac => one(VALUE_DST_MAC),
+            f => one(VALUE_UINTS.iter().position(|&u| u == f).unwrap_or(0)),
         }
     }
 }
 
-/// A flow template's fields as (offset in the [`FlowImage`], length) and the record
-/// length, built once per combination (the encoder's hot path must not allocate or look
-/// up ids per record).
-fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u16, u16)], usize) {
-    type Lists = [(Vec<(u16, u16)>, usize); 16];
+/// A flow template's record as [`FlowValues`] steps (value index, bytes) and its length,
+/// built once per combination (the encoder's hot path must not allocate or look up ids
+/// per record).
+fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u8, u8)], usize) {
+    type Lists = [(Vec<(u8, u8)>, usize); 16];
     static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
     let lists = LISTS.get_or_init(|| {
         std::array::from_fn(|i| {
@@ -605,17 +619,16 @@ fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u16, u1
                 l2: i & 1 != 0,
                 selector: i & 4 != 0,
             };
-            let f: Vec<(u16, u16)> = flow_fields_of(version, shape)
-                .iter()
-                .map(|f| {
-                    let field = FlowField::of(f.id)
-                        .unwrap_or_else(|| unreachable!("flow template field {} unhandled", f.id));
-                    assert!(f.length <= 16 && (f.length <= 8 || f.length == 16));
-                    (FlowImage::offset(field, f.length) as u16, f.length)
-                })
-                .collect();
-            let len = f.iter().map(|&(_, l)| usize::from(l)).sum();
-            (f, len)
+            let mut steps = Vec::new();
+            for f in flow_fields_of(version, shape) {
+                let field = FlowField::of(f.id)
+                    .unwrap_or_else(|| unreachable!("flow template field {} unhandled", f.id));
+                let is_addr6 = matches!(field, FlowField::SrcAddr6 | FlowField::DstAddr6);
+                assert!((1..=8).contains(&f.length) || (is_addr6 && f.length == 16));
+                steps.extend(FlowValues::steps(field, f.length));
+            }
+            let len = steps.iter().map(|&(_, l)| usize::from(l)).sum();
+            (steps, len)
         })
     });
     let i = usize::from(version == Version::NetflowV9) << 3
@@ -640,16 +653,16 @@ pub fn encode_flow(
 ) -> u16 {
     let shape = FlowShape::of(rec, version);
     let v6 = shape.v6;
-    let (fields, len) = cached_flow_fields(version, shape);
-    let image = FlowImage::of(rec, v6, clock);
+    let (steps, len) = cached_flow_fields(version, shape);
+    let values = FlowValues::of(rec, v6, clock);
     let start = out.len();
-    out.resize(start + len + IMAGE_SLACK, 0);
+    out.resize(start + len + 8, 0);
     let mut pos = start;
-    for &(from, length) in fields {
-        // A fixed-size copy: the bytes past this field are overwritten by the next one or
-        // cut off below.
-        let from = usize::from(from);
-        out[pos..pos + IMAGE_SLACK].copy_from_slice(&image.0[from..from + IMAGE_SLACK]);
+    for &(i, length) in steps {
+        // The value's low `length` bytes, moved to the top, written as 8 bytes: the bytes
+        // past the field are overwritten by the next step or cut off below.
+        let v = values.0[usize::from(i)] << (64 - 8 * u32::from(length));
+        out[pos..pos + 8].copy_from_slice(&v.to_be_bytes());
         pos += usize::from(length);
     }
     out.truncate(start + len);
@@ -784,7 +797,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_uints_follow_their_fields() {
+    fn value_uints_follow_their_fields() {
         let rec = FlowRecord {
             src_addr: "10.0.0.1".parse().unwrap(),
             dst_addr: "10.0.0.2".parse().unwrap(),
@@ -815,8 +828,8 @@ mod tests {
             uptime_ms: 50_000,
         };
         for v6 in [false, true] {
-            let got = FlowImage::uints(&rec, v6, &clock);
-            let want: Vec<u64> = IMAGE_UINTS
+            let got = FlowValues::uints(&rec, v6, &clock);
+            let want: Vec<u64> = VALUE_UINTS
                 .iter()
                 .map(|f| f.uint(&rec, v6, &clock))
                 .collect();
