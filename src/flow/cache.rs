@@ -299,6 +299,7 @@ impl FlowCache {
         while self.tail != NIL && done < n {
             done += 1;
             let t = self.tail;
+            self.prefetch_next_tail(t);
             let idle =
                 self.clock.saturating_sub(self.slab[t as usize].end_ns) > self.cfg.idle_timeout_ns;
             self.remove(t, if idle { EndReason::Idle } else { reason });
@@ -361,10 +362,27 @@ impl FlowCache {
             if Self::not_before(e.queued, horizon) {
                 break;
             }
+            self.prefetch_next_tail(t);
+            let e = &self.slab[t as usize];
             if self.clock.saturating_sub(e.end_ns) > idle {
                 self.remove(t, EndReason::Idle);
             } else {
                 self.requeue(t);
+            }
+        }
+    }
+
+    /// Starts loading what handling the entry after `t` toward the head will touch, so that
+    /// walking the queue from the tail overlaps its cache misses: that entry's index slot
+    /// (the entry itself was prefetched one step earlier) and the entry after it.
+    #[inline]
+    fn prefetch_next_tail(&self, t: u32) {
+        let n = self.slab[t as usize].prev;
+        if n != NIL {
+            let e = &self.slab[n as usize];
+            self.index.prefetch(self.hash(&e.key));
+            if e.prev != NIL {
+                prefetch(&self.slab[e.prev as usize]);
             }
         }
     }
