@@ -6,7 +6,7 @@
 //! bytes per flow). Neither grows past what `max_flows` needs: 128 bytes per flow in all.
 //!
 //! [`FlowCache::handle_batch`] looks a batch up in a software pipeline: the index slot of the
-//! packet 8 ahead and the slab entry of the packet 4 ahead are prefetched, so the two cache
+//! packet 16 ahead and the slab entry of the packet 8 ahead are prefetched, so the two cache
 //! misses of a lookup in a large table overlap with work on earlier packets.
 //!
 //! The queue is kept in the order entries were (re)queued, not in the order they were last
@@ -218,8 +218,8 @@ impl FlowCache {
     /// Accounts a batch of packets, in order; the same as [`FlowCache::handle_packet`] on each,
     /// with the lookups of later packets prefetched.
     pub fn handle_batch(&mut self, metas: &[PacketMeta]) {
-        const SLOT_AHEAD: usize = 8;
-        const ENTRY_AHEAD: usize = 4;
+        const SLOT_AHEAD: usize = 16;
+        const ENTRY_AHEAD: usize = 8;
         let mut keys = [(FlowKey::default(), 0u32); SLOT_AHEAD];
         let n = metas.len();
         for i in 0..n + SLOT_AHEAD {
