@@ -223,7 +223,7 @@ impl FlowCache {
         let mut keys = [(FlowKey::default(), 0u32); SLOT_AHEAD];
         let n = metas.len();
         for i in 0..n + SLOT_AHEAD {
-            // Packet i - 8 is handled before packet i takes its place in the ring.
+            // Packet i - SLOT_AHEAD is handled before packet i takes its place in the ring.
             if i >= SLOT_AHEAD {
                 let (key, hash) = keys[i % SLOT_AHEAD];
                 self.handle_keyed(&metas[i - SLOT_AHEAD], key, hash);
