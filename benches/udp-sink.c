@@ -37,7 +37,17 @@ static void dump(const char *path, unsigned long long n, unsigned long long byte
 
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: %s COUNT_FILE\n", argv[0]); return 2; }
+    /* Before the port is printed: the caller may signal as soon as it reads the port. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1; /* no SA_RESTART: recvmmsg returns EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+
     int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0) {
+        perror("udp-sink: socket");
+        return 1;
+    }
     int rcvbuf = 8 << 20;
     setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     /* A signal landing just before recvmmsg blocks is seen within 20 ms all the same. */
@@ -45,18 +55,13 @@ int main(int argc, char **argv) {
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t alen = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0
         || getsockname(s, (struct sockaddr *)&a, &alen) != 0) {
         perror("udp-sink: socket");
         return 1;
     }
     printf("%d\n", ntohs(a.sin_port));
     fflush(stdout);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1; /* no SA_RESTART: recvmmsg returns EINTR */
-    sigaction(SIGUSR1, &sa, NULL);
 
     static char bufs[BATCH][SIZE];
     struct iovec iov[BATCH];

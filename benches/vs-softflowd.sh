@@ -148,6 +148,9 @@ if [[ -n "$CC" && "${PY_SINK:-0}" != 1 ]] \
     for _ in $(seq 100); do [[ -s "$TMP/sink.port" ]] && break; sleep 0.05; done
     PORT="$(cat "$TMP/sink.port")"
 elif command -v python3 >/dev/null; then
+    if [[ -n "$CC" && "${PY_SINK:-0}" != 1 ]]; then
+        log "could not build benches/udp-sink.c ($(head -c 300 "$TMP/cc.log")); using the Python sink"
+    fi
     # Counts datagrams and bytes; SIGUSR1 writes "datagrams bytes" to $TMP/sink.count.
     SINK_KIND="python3 recv loop"
     SINK_COUNT="$TMP/sink.count" python3 -u -c '

@@ -35,8 +35,11 @@ use log::LogLimiter;
 use tcp::{Link, TcpTransport};
 use udp::UdpTransport;
 
-/// Records handed to the encoder at once: bounds the datagrams held in memory per call.
+/// Records handed to the encoder at once over UDP: bounds the datagrams held in memory per
+/// call, and is long enough for runs of full datagrams (segmentation offload).
 const CHUNK_RECORDS: usize = 4096;
+/// The same over TCP, where a chunk is one write and a failed write drops the whole chunk.
+const TCP_CHUNK_RECORDS: usize = 512;
 
 /// Transport of an IPFIX stream (NetFlow v9 is always UDP).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -397,8 +400,8 @@ impl NetflowSink {
         }
     }
 
-    /// Encodes one chunk (≤ [`CHUNK_RECORDS`]) and sends it: UDP paced datagram by
-    /// datagram, TCP in one write.
+    /// Encodes one chunk (≤ [`CHUNK_RECORDS`] / [`TCP_CHUNK_RECORDS`]) and sends it: UDP
+    /// paced (by datagram, or by run with segmentation offload), TCP in one write.
     fn send_chunk(&mut self, records: &[FlowRecord]) {
         self.status.counters.records_offered += records.len() as u64;
         if let Transport::Tcp(t) = &mut self.transport {
@@ -518,7 +521,11 @@ impl Sink for NetflowSink {
 
     /// Never fails: send errors are counted and reported by [`Sink::finish`].
     fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
-        for chunk in records.chunks(CHUNK_RECORDS) {
+        let n = match self.transport {
+            Transport::Udp(_) => CHUNK_RECORDS,
+            Transport::Tcp(_) => TCP_CHUNK_RECORDS,
+        };
+        for chunk in records.chunks(n) {
             self.send_chunk(chunk);
         }
         Ok(())

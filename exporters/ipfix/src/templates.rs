@@ -624,7 +624,11 @@ fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u8, u8)
                 let field = FlowField::of(f.id)
                     .unwrap_or_else(|| unreachable!("flow template field {} unhandled", f.id));
                 let is_addr6 = matches!(field, FlowField::SrcAddr6 | FlowField::DstAddr6);
-                assert!((1..=8).contains(&f.length) || (is_addr6 && f.length == 16));
+                assert!(if is_addr6 {
+                    f.length == 16
+                } else {
+                    (1..=8).contains(&f.length)
+                });
                 steps.extend(FlowValues::steps(field, f.length));
             }
             let len = steps.iter().map(|&(_, l)| usize::from(l)).sum();

@@ -9,8 +9,9 @@ pub fn burst_for(rate: u32) -> u32 {
     (rate / 50).clamp(1, 64)
 }
 
-/// Token bucket in datagrams; [`TokenBucket::take`] sleeps at most `1 / rate` per wait,
-/// so a sink thread stuck here still drains its (bounded) queue and exits.
+/// Token bucket in datagrams; [`TokenBucket::take_n`] sleeps at most `n / rate` (`n` at most
+/// the burst, 20 ms worth) per wait, so a sink thread stuck here still drains its (bounded)
+/// queue and exits.
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
@@ -42,9 +43,15 @@ impl TokenBucket {
         self.take_n(1);
     }
 
-    /// Waits for `n` tokens and spends them (one send of `n` segmented datagrams); `n` is
-    /// clamped to the burst, which the bucket can hold.
+    /// Waits for `n` tokens and spends them (one send of `n` segmented datagrams). Callers
+    /// keep `n` within [`TokenBucket::burst`], the most the bucket holds; a larger `n` is
+    /// charged as the burst.
     pub fn take_n(&mut self, n: u32) {
+        debug_assert!(
+            n as f64 <= self.burst,
+            "{n} tokens at once, burst {}",
+            self.burst
+        );
         let n = f64::from(n).min(self.burst);
         self.refill();
         while self.tokens < n {
@@ -84,7 +91,7 @@ mod tests {
         let mut b = TokenBucket::new(1000);
         assert_eq!(b.burst(), 20);
         let t0 = Instant::now();
-        // The burst, then two more batches of 10 at 1000/s: about 20 ms.
+        // The burst, then four more batches of 10 at 1000/s: about 40 ms.
         for _ in 0..3 {
             b.take_n(10);
             b.take_n(10);

@@ -9,6 +9,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::UdpSocket;
+#[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -58,6 +59,7 @@ pub fn run_len(datagrams: &[Vec<u8>], limit: usize) -> usize {
 }
 
 /// One `sendmsg` of `datagrams` as `UDP_SEGMENT`-sized segments of the first's length.
+#[cfg(target_os = "linux")]
 fn send_segmented(sock: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let size = u16::try_from(datagrams[0].len())
@@ -69,13 +71,25 @@ fn send_segmented(sock: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
+/// Elsewhere there is no UDP segmentation offload: refused, so the stream falls back.
+#[cfg(not(target_os = "linux"))]
+fn send_segmented(_: &UdpSocket, _: &[Vec<u8>]) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
 /// Errors by which the kernel refuses segmentation offload for this socket or route (no
 /// checksum offload, a segment over the path MTU, a kernel without `UDP_SEGMENT`).
+#[cfg(target_os = "linux")]
 fn gso_refused(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(nix::libc::EIO | nix::libc::EINVAL | nix::libc::ENOPROTOOPT | nix::libc::EOPNOTSUPP)
     )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gso_refused(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
 }
 
 impl UdpTransport {
