@@ -377,278 +377,31 @@ fn addr_bytes(a: IpAddr, v6: bool) -> [u8; 16] {
     out
 }
 
-/// Where one field of a flow data record takes its value from, resolved from the
-/// information element id once per template so the per-record loop needs no id lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FlowField {
-    SrcAddr4,
-    DstAddr4,
-    SrcAddr6,
-    DstAddr6,
-    SrcMac,
-    DstMac,
-    SrcPort,
-    DstPort,
-    Protocol,
-    Octets,
-    Packets,
-    StartMs,
-    EndMs,
-    FirstSwitched,
-    LastSwitched,
-    TcpFlags,
-    IcmpTypeCode,
-    Tos,
-    MinTtl,
-    MaxTtl,
-    Vlan,
-    IngressIf,
-    EgressIf,
-    Direction,
-    EndReason,
-    IpVersion,
-    Layer2SegmentId,
-    Selector,
-}
-
-impl FlowField {
-    fn of(id: u16) -> Option<FlowField> {
-        use FlowField::*;
-        Some(match id {
-            ie::SOURCE_IPV4_ADDRESS => SrcAddr4,
-            ie::DESTINATION_IPV4_ADDRESS => DstAddr4,
-            ie::SOURCE_IPV6_ADDRESS => SrcAddr6,
-            ie::DESTINATION_IPV6_ADDRESS => DstAddr6,
-            ie::SOURCE_MAC_ADDRESS => SrcMac,
-            ie::DESTINATION_MAC_ADDRESS => DstMac,
-            ie::SOURCE_TRANSPORT_PORT => SrcPort,
-            ie::DESTINATION_TRANSPORT_PORT => DstPort,
-            ie::PROTOCOL_IDENTIFIER => Protocol,
-            ie::OCTET_DELTA_COUNT => Octets,
-            ie::PACKET_DELTA_COUNT => Packets,
-            ie::FLOW_START_MILLISECONDS => StartMs,
-            ie::FLOW_END_MILLISECONDS => EndMs,
-            ie::FIRST_SWITCHED => FirstSwitched,
-            ie::LAST_SWITCHED => LastSwitched,
-            ie::TCP_CONTROL_BITS => TcpFlags,
-            ie::ICMP_TYPE_CODE_IPV4 | ie::ICMP_TYPE_CODE_IPV6 => IcmpTypeCode,
-            ie::IP_CLASS_OF_SERVICE => Tos,
-            ie::MINIMUM_TTL => MinTtl,
-            ie::MAXIMUM_TTL => MaxTtl,
-            ie::VLAN_ID => Vlan,
-            ie::INGRESS_INTERFACE => IngressIf,
-            ie::EGRESS_INTERFACE => EgressIf,
-            ie::FLOW_DIRECTION => Direction,
-            ie::FLOW_END_REASON => EndReason,
-            ie::IP_VERSION => IpVersion,
-            ie::LAYER2_SEGMENT_ID => Layer2SegmentId,
-            ie::SELECTOR_ID | ie::FLOW_SAMPLER_ID => Selector,
-            _ => return None,
-        })
-    }
-
-    /// The value of an unsigned field (all but addresses and MACs), field by field: the
-    /// oracle [`FlowValues::uints`] is tested against.
-    #[cfg(test)]
-    fn uint(self, rec: &FlowRecord, v6: bool, clock: &ExportClock) -> u64 {
-        use FlowField::*;
-        match self {
-            SrcPort => rec.src_port.into(),
-            DstPort => rec.dst_port.into(),
-            Protocol => rec.protocol.into(),
-            Octets => rec.octets,
-            Packets => rec.packets,
-            StartMs => rec.start_ms,
-            EndMs => rec.end_ms,
-            FirstSwitched => v9_switched(rec.start_ms, clock).into(),
-            LastSwitched => v9_switched(rec.end_ms, clock).into(),
-            TcpFlags => rec.tcp_flags.into(),
-            IcmpTypeCode => rec.icmp_type_code.into(),
-            Tos => rec.tos.into(),
-            MinTtl => rec.min_ttl.into(),
-            MaxTtl => rec.max_ttl.into(),
-            Vlan => rec.vlan_id.into(),
-            IngressIf => rec.ingress_if.into(),
-            EgressIf => rec.egress_if.into(),
-            Direction => rec.direction.into(),
-            EndReason => rec.end_reason.into(),
-            IpVersion => {
-                if v6 {
-                    6
-                } else {
-                    4
-                }
-            }
-            Layer2SegmentId => rec.layer2_segment_id.unwrap_or(0),
-            Selector => selector_id(rec.sampling.unwrap_or(1)).into(),
-            SrcAddr4 | DstAddr4 | SrcAddr6 | DstAddr6 | SrcMac | DstMac => 0,
-        }
-    }
-}
-
-/// The unsigned fields, in their order at the start of a record's values ([`FlowValues`]).
-const VALUE_UINTS: [FlowField; 22] = {
-    use FlowField::*;
-    [
-        SrcPort,
-        DstPort,
-        Protocol,
-        Octets,
-        Packets,
-        StartMs,
-        EndMs,
-        FirstSwitched,
-        LastSwitched,
-        TcpFlags,
-        IcmpTypeCode,
-        Tos,
-        MinTtl,
-        MaxTtl,
-        Vlan,
-        IngressIf,
-        EgressIf,
-        Direction,
-        EndReason,
-        IpVersion,
-        Layer2SegmentId,
-        Selector,
-    ]
-};
-/// After the unsigned fields: the IPv4 addresses, the IPv6 addresses (IPv4-mapped for an
-/// IPv4 address in an IPv6 template) as high and low 8 bytes, the MACs.
-const VALUE_SRC4: usize = VALUE_UINTS.len();
-const VALUE_DST4: usize = VALUE_SRC4 + 1;
-const VALUE_SRC6: usize = VALUE_DST4 + 1;
-const VALUE_DST6: usize = VALUE_SRC6 + 2;
-const VALUE_SRC_MAC: usize = VALUE_DST6 + 2;
-const VALUE_DST_MAC: usize = VALUE_SRC_MAC + 1;
-const VALUE_COUNT: usize = VALUE_DST_MAC + 1;
-
-/// Every value a flow data record can carry, as one `u64` each (16-byte addresses as two).
-/// A template's record is then a series of identical steps, each writing one value's low
-/// `length` bytes big-endian as an 8-byte store, with no branch per field; values and
-/// stores are whole words, so no load waits on a partly overlapping store.
-struct FlowValues([u64; VALUE_COUNT]);
-
-impl FlowValues {
-    #[inline]
-    fn of(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> FlowValues {
-        let mut v = [0u64; VALUE_COUNT];
-        v[..VALUE_UINTS.len()].copy_from_slice(&Self::uints(rec, v6, clock));
-        let v4 = |a: IpAddr| {
-            u64::from(u32::from_be_bytes(
-                addr_bytes(a, false)[..4].try_into().unwrap_or_default(),
-            ))
-        };
-        let halves = |a: IpAddr| {
-            let b = addr_bytes(a, true);
-            let (hi, lo) = b.split_at(8);
-            [hi, lo].map(|h| u64::from_be_bytes(h.try_into().unwrap_or_default()))
-        };
-        let mac = |m: [u8; 6]| m.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
-        v[VALUE_SRC4] = v4(rec.src_addr);
-        v[VALUE_DST4] = v4(rec.dst_addr);
-        v[VALUE_SRC6..VALUE_SRC6 + 2].copy_from_slice(&halves(rec.src_addr));
-        v[VALUE_DST6..VALUE_DST6 + 2].copy_from_slice(&halves(rec.dst_addr));
-        v[VALUE_SRC_MAC] = mac(rec.src_mac);
-        v[VALUE_DST_MAC] = mac(rec.dst_mac);
-        FlowValues(v)
-    }
-
-    /// The values of [`VALUE_UINTS`], in its order, without a branch per field (the test
-    /// `value_uints_follow_their_fields` holds the two together).
-    #[inline]
-    fn uints(rec: &FlowRecord, v6: bool, clock: &ExportClock) -> [u64; VALUE_UINTS.len()] {
-        [
-            rec.src_port.into(),
-            rec.dst_port.into(),
-            rec.protocol.into(),
-            rec.octets,
-            rec.packets,
-            rec.start_ms,
-            rec.end_ms,
-            v9_switched(rec.start_ms, clock).into(),
-            v9_switched(rec.end_ms, clock).into(),
-            rec.tcp_flags.into(),
-            rec.icmp_type_code.into(),
-            rec.tos.into(),
-            rec.min_ttl.into(),
-            rec.max_ttl.into(),
-            rec.vlan_id.into(),
-            rec.ingress_if.into(),
-            rec.egress_if.into(),
-            rec.direction.into(),
-            rec.end_reason.into(),
-            if v6 { 6 } else { 4 },
-            rec.layer2_segment_id.unwrap_or(0),
-            selector_id(rec.sampling.unwrap_or(1)).into(),
-        ]
-    }
-
-    /// The steps (value index, bytes) that write a field of `length` bytes.
-    fn steps(field: FlowField, length: u16) -> Vec<(u8, u8)> {
-        use FlowField::*;
-        let one = |i: usize| vec![(i as u8, length.min(8) as u8)];
-        match field {
-            SrcAddr4 => one(VALUE_SRC4),
-            DstAddr4 => one(VALUE_DST4),
-            SrcAddr6 => vec![(VALUE_SRC6 as u8, 8), (VALUE_SRC6 as u8 + 1, 8)],
-            DstAddr6 => vec![(VALUE_DST6 as u8, 8), (VALUE_DST6 as u8 + 1, 8)],
-            SrcMac => one(VALUE_SRC_MAC),
-            DstMac => one(VALUE_DST_MAC),
-            f => one(VALUE_UINTS.iter().position(|&u| u == f).unwrap_or(0)),
-        }
-    }
-}
-
-/// A flow template's record as [`FlowValues`] steps (value index, bytes) and its length,
-/// built once per combination (the encoder's hot path must not allocate or look up ids
-/// per record).
-fn cached_flow_fields(version: Version, shape: FlowShape) -> (&'static [(u8, u8)], usize) {
-    type Lists = [(Vec<(u8, u8)>, usize); 16];
-    static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
-    let lists = LISTS.get_or_init(|| {
-        std::array::from_fn(|i| {
-            let version = if i & 8 == 0 {
-                Version::Ipfix
-            } else {
-                Version::NetflowV9
-            };
-            let shape = FlowShape {
-                v6: i & 2 != 0,
-                l2: i & 1 != 0,
-                selector: i & 4 != 0,
-            };
-            let mut steps = Vec::new();
-            for f in flow_fields_of(version, shape) {
-                let field = FlowField::of(f.id)
-                    .unwrap_or_else(|| unreachable!("flow template field {} unhandled", f.id));
-                let is_addr6 = matches!(field, FlowField::SrcAddr6 | FlowField::DstAddr6);
-                assert!(if is_addr6 {
-                    f.length == 16
-                } else {
-                    (1..=8).contains(&f.length)
-                });
-                steps.extend(FlowValues::steps(field, f.length));
-            }
-            let len = steps.iter().map(|&(_, l)| usize::from(l)).sum();
-            (steps, len)
-        })
-    });
-    let i = usize::from(version == Version::NetflowV9) << 3
-        | usize::from(shape.selector) << 2
-        | usize::from(shape.v6) << 1
-        | usize::from(shape.l2);
-    (&lists[i].0, lists[i].1)
-}
-
 /// Whether `rec` goes out with an IPv6 template (either address IPv6).
 pub fn is_v6(rec: &FlowRecord) -> bool {
     rec.src_addr.is_ipv6() || rec.dst_addr.is_ipv6()
 }
 
-/// Append the data record for `rec` (following [`flow_template`]) to `out`; returns the
-/// template id. `clock` is used for the NetFlow v9 sysUptime-relative times.
+/// A record's bytes in a stack buffer: fixed-size big-endian writes, no capacity check per
+/// field (a flow record is at most 16 + 16 + 62 + 8 + 8 = 110 bytes).
+struct RecordBuf {
+    b: [u8; 128],
+    n: usize,
+}
+
+impl RecordBuf {
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
+        self.b[self.n..self.n + N].copy_from_slice(&bytes);
+        self.n += N;
+    }
+}
+
+/// Append the data record for `rec` (following [`flow_fields_of`], field by field in the
+/// same order) to `out`; returns the template id. `clock` is used for the NetFlow v9
+/// sysUptime-relative times. Straight-line code rather than a walk over the field list:
+/// this is the exporter's per-record cost. The round-trip tests hold the two together, and
+/// `records_have_their_template_length` checks every shape's length.
 pub fn encode_flow(
     rec: &FlowRecord,
     version: Version,
@@ -656,20 +409,52 @@ pub fn encode_flow(
     out: &mut Vec<u8>,
 ) -> u16 {
     let shape = FlowShape::of(rec, version);
-    let v6 = shape.v6;
-    let (steps, len) = cached_flow_fields(version, shape);
-    let values = FlowValues::of(rec, v6, clock);
-    let start = out.len();
-    out.resize(start + len + 8, 0);
-    let mut pos = start;
-    for &(i, length) in steps {
-        // The value's low `length` bytes, moved to the top, written as 8 bytes: the bytes
-        // past the field are overwritten by the next step or cut off below.
-        let v = values.0[usize::from(i)] << (64 - 8 * u32::from(length));
-        out[pos..pos + 8].copy_from_slice(&v.to_be_bytes());
-        pos += usize::from(length);
+    let ipfix = version == Version::Ipfix;
+    let mut w = RecordBuf { b: [0; 128], n: 0 };
+    if shape.v6 {
+        w.put(addr_bytes(rec.src_addr, true));
+        w.put(addr_bytes(rec.dst_addr, true));
+    } else {
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => a.octets(),
+            IpAddr::V6(_) => [0; 4],
+        };
+        w.put(v4(rec.src_addr));
+        w.put(v4(rec.dst_addr));
     }
-    out.truncate(start + len);
+    w.put(rec.src_port.to_be_bytes());
+    w.put(rec.dst_port.to_be_bytes());
+    w.put([rec.protocol]);
+    w.put(rec.octets.to_be_bytes());
+    w.put(rec.packets.to_be_bytes());
+    if ipfix {
+        w.put(rec.start_ms.to_be_bytes());
+        w.put(rec.end_ms.to_be_bytes());
+        w.put(u16::from(rec.tcp_flags).to_be_bytes());
+    } else {
+        w.put(v9_switched(rec.start_ms, clock).to_be_bytes());
+        w.put(v9_switched(rec.end_ms, clock).to_be_bytes());
+        w.put([rec.tcp_flags]);
+    }
+    w.put(rec.icmp_type_code.to_be_bytes());
+    w.put([rec.tos, rec.min_ttl, rec.max_ttl]);
+    w.put(rec.src_mac);
+    w.put(rec.dst_mac);
+    w.put(rec.vlan_id.to_be_bytes());
+    w.put(rec.ingress_if.to_be_bytes());
+    w.put(rec.egress_if.to_be_bytes());
+    w.put([rec.direction, rec.end_reason, if shape.v6 { 6 } else { 4 }]);
+    if ipfix && shape.l2 {
+        w.put(rec.layer2_segment_id.unwrap_or(0).to_be_bytes());
+    }
+    if shape.selector {
+        let id = selector_id(rec.sampling.unwrap_or(1));
+        match version {
+            Version::Ipfix => w.put(u64::from(id).to_be_bytes()),
+            Version::NetflowV9 => w.put(id.to_be_bytes()),
+        }
+    }
+    out.extend_from_slice(&w.b[..w.n]);
     flow_template_id_of(version, shape)
 }
 
@@ -800,20 +585,24 @@ pub fn largest_record(version: Version) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn value_uints_follow_their_fields() {
-        let rec = FlowRecord {
-            src_addr: "10.0.0.1".parse().unwrap(),
-            dst_addr: "10.0.0.2".parse().unwrap(),
+    fn record(v6: bool, l2: bool, sampling: Option<u32>) -> FlowRecord {
+        let (src, dst) = if v6 {
+            ("2001:db8::1", "2001:db8::2")
+        } else {
+            ("10.0.0.1", "10.0.0.2")
+        };
+        FlowRecord {
+            src_addr: src.parse().unwrap(),
+            dst_addr: dst.parse().unwrap(),
             src_port: 1,
             dst_port: 2,
-            protocol: 3,
+            protocol: 6,
             octets: 4,
             packets: 5,
             start_ms: 1_700_000_000_006,
             end_ms: 1_700_000_000_107,
             tcp_flags: 8,
-            icmp_type_code: 9,
+            icmp_type_code: 0,
             tos: 10,
             min_ttl: 11,
             max_ttl: 12,
@@ -823,21 +612,35 @@ mod tests {
             ingress_if: 14,
             egress_if: 15,
             direction: 1,
-            end_reason: 17,
-            layer2_segment_id: Some(18),
-            sampling: Some(19),
-        };
+            end_reason: 3,
+            layer2_segment_id: l2.then_some(18),
+            sampling,
+        }
+    }
+
+    #[test]
+    fn records_have_their_template_length() {
         let clock = ExportClock {
             unix_ms: 1_700_000_001_000,
             uptime_ms: 50_000,
         };
-        for v6 in [false, true] {
-            let got = FlowValues::uints(&rec, v6, &clock);
-            let want: Vec<u64> = VALUE_UINTS
-                .iter()
-                .map(|f| f.uint(&rec, v6, &clock))
-                .collect();
-            assert_eq!(got.to_vec(), want);
+        for version in [Version::Ipfix, Version::NetflowV9] {
+            for v6 in [false, true] {
+                for l2 in [false, true] {
+                    for sampling in [None, Some(10)] {
+                        let r = record(v6, l2, sampling);
+                        let shape = FlowShape::of(&r, version);
+                        let want: usize = flow_fields_of(version, shape)
+                            .iter()
+                            .map(|f| usize::from(f.length))
+                            .sum();
+                        let mut out = vec![0xaa];
+                        let id = encode_flow(&r, version, &clock, &mut out);
+                        assert_eq!(out.len() - 1, want, "{version:?} {shape:?}");
+                        assert_eq!(id, flow_template_id_of(version, shape));
+                    }
+                }
+            }
         }
     }
 }
