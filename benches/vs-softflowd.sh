@@ -29,6 +29,9 @@
 #                          not force evictions)
 #   SOFTFLOWD_WAIT         seconds to wait for softflowd to appear (default 600)
 #   SKIP_BUILD=1           do not run cargo
+#   SOFTFLOWD_RUNS         EXPORT=ipfix: softflowd runs in the first N rounds only (default
+#                          RUNS; at least 1), for many core/ipfix pairs without 15 s of
+#                          softflowd in every round
 #   PY_SINK=1              use the Python UDP sink even when a C compiler is there (the
 #                          default sink is benches/udp-sink.c, built with $CC / cc: it
 #                          reads with recvmmsg and so takes far less of the CPU the tools
@@ -63,11 +66,13 @@ SF_VERSION=9
 [[ "$EXPORT" == ipfix ]] && SF_VERSION=10
 SOFTFLOWD_ARGS="${SOFTFLOWD_ARGS:--v $SF_VERSION -m $((FLOWS * 2 > 8192 ? FLOWS * 2 : 8192))}"
 SOFTFLOWD_WAIT="${SOFTFLOWD_WAIT:-600}"
+SOFTFLOWD_RUNS="${SOFTFLOWD_RUNS:-$RUNS}"
 
 log() { printf '[vs-softflowd] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+[[ "$SOFTFLOWD_RUNS" =~ ^[1-9][0-9]*$ ]] || die "SOFTFLOWD_RUNS must be a positive integer"
 
 # ------------------------------------------------------------------ build --
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
@@ -296,18 +301,25 @@ export_mode() {
         # shellcheck disable=SC2086  # ipfix_desc is a word list on purpose
         measure_wire ipfix "$BENCH_DIR/ipfix.run$r.log" $ipfix_desc \
             --stats-json "$BENCH_DIR/ipfix.run$r.json"
-        log "run $r/$RUNS: softflowd"
-        # shellcheck disable=SC2086  # SOFTFLOWD_ARGS is a word list on purpose
-        measure_wire softflowd "$BENCH_DIR/softflowd.run$r.log" \
-            "$SOFTFLOWD" -r "$TRACE" -n "127.0.0.1:$PORT" $SOFTFLOWD_ARGS
+        if ((r <= SOFTFLOWD_RUNS)); then
+            log "run $r/$RUNS: softflowd"
+            # shellcheck disable=SC2086  # SOFTFLOWD_ARGS is a word list on purpose
+            measure_wire softflowd "$BENCH_DIR/softflowd.run$r.log" \
+                "$SOFTFLOWD" -r "$TRACE" -n "127.0.0.1:$PORT" $SOFTFLOWD_ARGS
+        fi
     done
-    local core_w ipfix_w sf_w mf_rec sf_rec drops
+    local core_w ipfix_w sf_w mf_rec sf_rec drops pairs
     core_w="$(median 1 "$TMP/core.res")"
     ipfix_w="$(median 1 "$TMP/ipfix.res")"
     sf_w="$(median 1 "$TMP/softflowd.res")"
     mf_rec="$(sed -n 's/^ *"flow_records": *\([0-9]*\).*/\1/p' "$BENCH_DIR/ipfix.run1.json")"
     sf_rec="$(sed -n 's/^Flows exported: *\([0-9]*\).*/\1/p' "$BENCH_DIR/softflowd.run1.log" | head -n 1)"
     drops="$(sink_drops)"
+    # Run r of core and of ipfix ran back to back: the median of their ratios is steadier
+    # than the ratio of medians on a machine whose speed drifts.
+    pairs="$(paste -d ' ' <(awk '{ print $1 }' "$TMP/core.res") <(awk '{ print $1 }' "$TMP/ipfix.res") |
+        awk '{ print ($2 - $1) / $1 * 100 }' | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')"
     echo
     echo "trace:     $TRACE"
     echo "           $NPKTS packets, $(truth flows) flows, seed $SEED, $(stat -c %s "$TRACE") bytes"
@@ -315,9 +327,9 @@ export_mode() {
     echo "ipfix:     $ipfix_desc"
     echo "softflowd: $SF_DESC"
     echo "sink:      $SINK_KIND on 127.0.0.1:$PORT"
-    echo "runs:      $RUNS each, alternating; medians shown; wire = UDP payload at the sink"
+    echo "runs:      $RUNS each (softflowd $SOFTFLOWD_RUNS), alternating; medians shown; wire = UDP payload at the sink"
     echo
-    awk -v n="$NPKTS" -v cw="$core_w" -v iw="$ipfix_w" -v sw="$sf_w" \
+    awk -v n="$NPKTS" -v cw="$core_w" -v iw="$ipfix_w" -v sw="$sf_w" -v pairs="$pairs" \
         -v mrec="${mf_rec:-0}" -v srec="${sf_rec:-0}" \
         -v iwire="$(head -n 1 "$TMP/ipfix.wire")" -v swire="$(head -n 1 "$TMP/softflowd.wire")" \
         -v cruns="$(runs_list "$TMP/core.res")" -v iruns="$(runs_list "$TMP/ipfix.res")" \
@@ -331,7 +343,8 @@ export_mode() {
             n / iw / 1e6, mrec, mrec / iw / 1e6, iw_[1], (mrec ? iw_[2] / mrec : 0), iruns
         printf "%-16s %8.3f %8.3f %10d %9.3f %10d %9.1f   %s\n", "softflowd -v 10", sw,
             n / sw / 1e6, srec, srec / sw / 1e6, sw_[1], (srec ? sw_[2] / srec : 0), sruns
-        printf "\nexport overhead (ipfix vs core wall time): %+.1f %%\n", (iw - cw) / cw * 100
+        printf "\nexport overhead (ipfix vs core wall time): %+.1f %% (medians), %+.1f %% (median of run pairs)\n",
+            (iw - cw) / cw * 100, pairs
         printf "ratio mirrorflow ipfix / softflowd (records/s): %.2fx\n",
             (srec && mrec) ? (mrec / iw) / (srec / sw) : 0
     }'
