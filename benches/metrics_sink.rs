@@ -18,7 +18,7 @@ fn record(i: u64) -> FlowRecord {
             in_if: 0,
         },
         ip_version: 4,
-        protocol: if i % 5 == 0 { 17 } else { 6 },
+        protocol: if i.is_multiple_of(5) { 17 } else { 6 },
         src_port: (i & 0xffff) as u16,
         dst_port: 443,
         ..PacketMeta::default()
