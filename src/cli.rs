@@ -269,7 +269,7 @@ pub fn main() -> ExitCode {
     // Metrics last: the endpoint reads the live counts of every other sink.
     let metrics = match &settings.metrics {
         Some(m) => {
-            match crate::metrics::Metrics::start(m, &settings.pipeline, &mut sinks, network_policy)
+            match crate::metrics::Metrics::start(m, &settings.pipeline, &mut sinks)
             {
                 Ok(m) => Some(m),
                 Err(e) => return fail(1, e),

@@ -70,10 +70,83 @@ fn deliver(sink: &mut dyn Sink, e: &Event) -> Result<(), super::ExportError> {
     }
 }
 
+/// A sink with its report and live counts: what a sink thread (or the caller, for an
+/// inline sink) does with each event.
+struct Runner {
+    sink: Box<dyn Sink>,
+    report: SinkReport,
+    stats: Arc<SinkStats>,
+}
+
+impl Runner {
+    fn new(sink: Box<dyn Sink>, stats: Arc<SinkStats>) -> Runner {
+        let report = SinkReport {
+            name: sink.name(),
+            ..SinkReport::default()
+        };
+        Runner {
+            sink,
+            report,
+            stats,
+        }
+    }
+
+    /// Delivers one event; after a failure the sink gets nothing more and what it would
+    /// have got is counted as dropped.
+    fn handle(&mut self, event: &Event) {
+        let (report, live) = (&mut self.report, &self.stats);
+        if report.error.is_some() {
+            report.records_dropped += items(event);
+            live.records_dropped
+                .fetch_add(items(event), Ordering::Relaxed);
+            return;
+        }
+        match deliver(self.sink.as_mut(), event) {
+            Ok(()) => {
+                report.records_written += items(event);
+                live.records_written
+                    .fetch_add(items(event), Ordering::Relaxed);
+            }
+            Err(e) => {
+                report.records_dropped += items(event);
+                report.error = Some(e.to_string());
+                live.records_dropped
+                    .fetch_add(items(event), Ordering::Relaxed);
+                live.failed.store(true, Ordering::Relaxed);
+            }
+        }
+        self.publish_counters();
+    }
+
+    fn publish_counters(&self) {
+        if let Some(c) = self.sink.export_counters() {
+            *self.stats.export.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+        }
+    }
+
+    fn finish(mut self) -> SinkReport {
+        if self.report.error.is_none() {
+            if let Err(e) = self.sink.finish() {
+                self.report.error = Some(e.to_string());
+                self.stats.failed.store(true, Ordering::Relaxed);
+            }
+            self.publish_counters();
+        }
+        self.report
+    }
+}
+
+/// A sink run on the caller's (the flow thread's) own thread.
+struct Inline {
+    runner: Runner,
+    interest: Interest,
+}
+
 /// Hands every event to every sink that wants it.
 #[derive(Default)]
 pub struct Fanout {
     workers: Vec<Worker>,
+    inline: Vec<Inline>,
 }
 
 impl Fanout {
@@ -82,22 +155,24 @@ impl Fanout {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
+        self.workers.is_empty() && self.inline.is_empty()
     }
 
     /// What the sinks want, together.
     pub fn interest(&self) -> Interest {
         self.workers
             .iter()
+            .map(|w| w.interest)
+            .chain(self.inline.iter().map(|i| i.interest))
             .fold(Interest::default(), |a, w| Interest {
-                flows: a.flows || w.interest.flows,
-                samples: a.samples || w.interest.samples,
-                counters: a.counters || w.interest.counters,
+                flows: a.flows || w.flows,
+                samples: a.samples || w.samples,
+                counters: a.counters || w.counters,
             })
     }
 
     /// Starts `sink` on its own thread with a queue of `queue` events.
-    pub fn add(&mut self, mut sink: Box<dyn Sink>, policy: WhenFull, queue: usize) {
+    pub fn add(&mut self, sink: Box<dyn Sink>, policy: WhenFull, queue: usize) {
         let (tx, rx) = bounded::<Arc<Event>>(queue.max(1));
         let interest = sink.interest();
         let stats = Arc::new(SinkStats {
@@ -105,50 +180,15 @@ impl Fanout {
             queue_capacity: queue.max(1) as u64,
             ..SinkStats::default()
         });
-        let live = stats.clone();
+        let mut runner = Runner::new(sink, stats.clone());
         let handle = std::thread::Builder::new()
             .name("sink".into())
             .spawn(move || {
-                let mut report = SinkReport {
-                    name: sink.name(),
-                    ..SinkReport::default()
-                };
                 for event in rx.iter() {
-                    live.queued.store(rx.len() as u64, Ordering::Relaxed);
-                    if report.error.is_some() {
-                        report.records_dropped += items(&event);
-                        live.records_dropped
-                            .fetch_add(items(&event), Ordering::Relaxed);
-                        continue;
-                    }
-                    match deliver(sink.as_mut(), &event) {
-                        Ok(()) => {
-                            report.records_written += items(&event);
-                            live.records_written
-                                .fetch_add(items(&event), Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            report.records_dropped += items(&event);
-                            report.error = Some(e.to_string());
-                            live.records_dropped
-                                .fetch_add(items(&event), Ordering::Relaxed);
-                            live.failed.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    if let Some(c) = sink.export_counters() {
-                        *live.export.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
-                    }
+                    runner.stats.queued.store(rx.len() as u64, Ordering::Relaxed);
+                    runner.handle(&event);
                 }
-                if report.error.is_none() {
-                    if let Err(e) = sink.finish() {
-                        report.error = Some(e.to_string());
-                        live.failed.store(true, Ordering::Relaxed);
-                    }
-                    if let Some(c) = sink.export_counters() {
-                        *live.export.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
-                    }
-                }
-                report
+                runner.finish()
             })
             .expect("spawning a sink thread");
         self.workers.push(Worker {
@@ -161,17 +201,45 @@ impl Fanout {
         });
     }
 
+    /// Runs `sink` on the thread that sends the events, with no queue: for a sink whose
+    /// work per event is small, bounded and never blocks for long (no I/O), where handing
+    /// records to another core would cost more than the work (the metrics aggregates read
+    /// each record while it is still in this core's cache).
+    pub fn add_inline(&mut self, sink: Box<dyn Sink>) {
+        let interest = sink.interest();
+        let stats = Arc::new(SinkStats {
+            name: sink.name(),
+            ..SinkStats::default()
+        });
+        self.inline.push(Inline {
+            runner: Runner::new(sink, stats),
+            interest,
+        });
+    }
+
     /// Live counts of every sink, for metrics.
     pub fn stats(&self) -> Vec<Arc<SinkStats>> {
-        self.workers.iter().map(|w| w.stats.clone()).collect()
+        self.workers
+            .iter()
+            .map(|w| w.stats.clone())
+            .chain(self.inline.iter().map(|i| i.runner.stats.clone()))
+            .collect()
     }
 
     /// Sends an event to every sink that wants it. Empty flow and sample batches are skipped.
     pub fn send(&mut self, event: Event) {
-        if self.workers.is_empty() || matches!(&event, Event::Flows(r) if r.is_empty()) {
+        if self.is_empty() || matches!(&event, Event::Flows(r) if r.is_empty()) {
             return;
         }
         if matches!(&event, Event::Samples(s) if s.is_empty()) {
+            return;
+        }
+        for i in &mut self.inline {
+            if i.interest.wants(&event) {
+                i.runner.handle(&event);
+            }
+        }
+        if self.workers.is_empty() {
             return;
         }
         let event = Arc::new(event);
@@ -201,8 +269,9 @@ impl Fanout {
         self.send(Event::Flows(records));
     }
 
-    /// Closes the queues, waits for every sink to finish, and reports.
+    /// Closes the queues, waits for every sink to finish, and reports (inline sinks last).
     pub fn finish(self) -> Vec<SinkReport> {
+        let inline = self.inline;
         self.workers
             .into_iter()
             .map(|mut w| {
@@ -214,6 +283,7 @@ impl Fanout {
                 r.records_dropped += w.dropped;
                 r
             })
+            .chain(inline.into_iter().map(|i| i.runner.finish()))
             .collect()
     }
 }

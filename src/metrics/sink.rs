@@ -1,5 +1,5 @@
-//! The metrics sink: takes flow records and counter snapshots on its own thread (like every
-//! sink) and folds them into the shared [`State`] that scrapes read.
+//! The metrics sink: takes flow records and counter snapshots on the flow thread (an inline
+//! sink, see `Fanout::add_inline`) and folds them into the shared [`State`] that scrapes read.
 
 use std::sync::{Arc, Mutex};
 
