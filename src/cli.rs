@@ -268,13 +268,10 @@ pub fn main() -> ExitCode {
     let quiet = !sinks.is_empty();
     // Metrics last: the endpoint reads the live counts of every other sink.
     let metrics = match &settings.metrics {
-        Some(m) => {
-            match crate::metrics::Metrics::start(m, &settings.pipeline, &mut sinks)
-            {
-                Ok(m) => Some(m),
-                Err(e) => return fail(1, e),
-            }
-        }
+        Some(m) => match crate::metrics::Metrics::start(m, &settings.pipeline, &mut sinks) {
+            Ok(m) => Some(m),
+            Err(e) => return fail(1, e),
+        },
         None => None,
     };
     let report = match pipeline::run(&settings.pipeline, sinks, shutdown.clone(), |r: &Report| {

@@ -185,7 +185,10 @@ impl Fanout {
             .name("sink".into())
             .spawn(move || {
                 for event in rx.iter() {
-                    runner.stats.queued.store(rx.len() as u64, Ordering::Relaxed);
+                    runner
+                        .stats
+                        .queued
+                        .store(rx.len() as u64, Ordering::Relaxed);
                     runner.handle(&event);
                 }
                 runner.finish()
