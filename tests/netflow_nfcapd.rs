@@ -91,15 +91,13 @@ fn ipfix_matches_nfdump() {
     compare(Path::new(DNS_PCAP), "--ipfix", &[]);
 }
 
-/// With UDP segmentation offload runs of datagrams leave in one send each and the kernel
-/// cuts them apart: nfcapd must read exactly the same flows.
+/// With UDP segmentation offload runs of datagrams (up to the default pacing's burst of 40)
+/// leave in one send each and the kernel cuts them apart: nfcapd must read exactly the same
+/// flows. (At a rate far above the default, a stock nfcapd on a loaded machine falls behind
+/// and its socket drops datagrams, with or without segmentation.)
 #[test]
 fn ipfix_with_segmentation_offload_matches_nfdump() {
-    compare(
-        Path::new(DNS_PCAP),
-        "--ipfix",
-        &["--export-gso", "--export-rate", "100000"],
-    );
+    compare(Path::new(DNS_PCAP), "--ipfix", &["--export-gso"]);
 }
 
 /// NetFlow v9 carries times as sysUptime offsets (RFC 3954 §8, FIRST/LAST_SWITCHED: 32-bit
