@@ -7,7 +7,7 @@
 //! kernel (or the NIC) cuts it into exactly those datagrams. On the wire nothing changes,
 //! but the per-datagram cost of the socket layer is paid once per run.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::UdpSocket;
 #[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
@@ -62,6 +62,7 @@ pub fn run_len(datagrams: &[Vec<u8>], limit: usize) -> usize {
 #[cfg(target_os = "linux")]
 fn send_segmented(sock: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
     let size = u16::try_from(datagrams[0].len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment over 65535 bytes"))?;
     let iov: Vec<IoSlice> = datagrams.iter().map(|d| IoSlice::new(d)).collect();
