@@ -221,6 +221,11 @@ mod tests {
     use crate::decode::{FrameInfo, PacketMeta};
 
     fn run(d: &[u8], wire_len: u32, fast: bool) -> (Decoded, PacketMeta) {
+        run_version(d, wire_len, 4, fast)
+    }
+
+    /// Decodes `d` as an IP packet of `version`, with the shortcut (`fast`) or lax slicing.
+    fn run_version(d: &[u8], wire_len: u32, version: u8, fast: bool) -> (Decoded, PacketMeta) {
         let mut meta = PacketMeta {
             frame: FrameInfo {
                 wire_len,
@@ -234,7 +239,11 @@ mod tests {
             tunnels: TunnelMode::Inner,
             depth: 0,
         };
-        let r = if fast { cx.ip(d, 4) } else { cx.ip_lax(d, 4) };
+        let r = if fast {
+            cx.ip(d, version)
+        } else {
+            cx.ip_lax(d, version)
+        };
         (r, meta)
     }
 
@@ -246,20 +255,8 @@ mod tests {
         let mut d = vec![0x60, 0, 0, 0, 0, 0x0d, 0, 0x40];
         d.extend([0; 32]);
         d.extend([0, 0, 1, 4, 0, 0, 0, 0, 0x11, 0, 0, 0, 0]);
-        let mut meta = PacketMeta {
-            frame: FrameInfo {
-                wire_len: 57,
-                ..FrameInfo::default()
-            },
-            ..PacketMeta::default()
-        };
-        let mut cx = Cursor {
-            meta: &mut meta,
-            frame_start: d.as_ptr() as usize,
-            tunnels: TunnelMode::Inner,
-            depth: 0,
-        };
-        assert_eq!(cx.ip(&d, 6), Decoded::Ip);
+        let (r, meta) = run_version(&d, 57, 6, true);
+        assert_eq!(r, Decoded::Ip);
         assert_eq!((meta.ip_version, meta.frag), (6, None));
     }
 
