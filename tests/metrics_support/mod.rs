@@ -159,6 +159,45 @@ pub fn terminate(child: &mut Child) -> ExitStatus {
     })
 }
 
+/// The stderr line naming the metrics endpoint: `…serving metrics on http://ADDR/metrics`.
+pub const METRICS_MARKER: &str = "serving metrics on http://";
+
+/// Lines announcing an address: (marker, address).
+pub type Announcements = mpsc::Receiver<(&'static str, String)>;
+
+/// Spawns `cmd` (stdin and stdout closed) and collects its stderr; for each line that holds
+/// one of `markers`, sends (marker, the text after it without a trailing `/metrics`).
+pub fn spawn_announcing(
+    mut cmd: Command,
+    markers: &[&'static str],
+) -> (Child, Arc<Mutex<String>>, Announcements) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mirrorflow");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stderr.take().expect("stderr");
+    let log = stderr.clone();
+    let markers = markers.to_vec();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            for &marker in &markers {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    let addr = rest.trim_end_matches("/metrics").to_string();
+                    let _ = tx.send((marker, addr));
+                }
+            }
+            let mut l = log.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    (child, stderr, rx)
+}
+
 /// A running mirrorflow with `--metrics-listen 127.0.0.1:0`.
 pub struct Probe {
     pub child: Child,
@@ -170,31 +209,11 @@ impl Probe {
     /// Starts mirrorflow with `args` plus `--metrics-listen 127.0.0.1:0` and waits for the
     /// line that names the bound address.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Probe {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting mirrorflow");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr");
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                    let addr = rest.trim_end_matches("/metrics").to_string();
-                    let _ = tx.send(addr);
-                }
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).args(["--metrics-listen", "127.0.0.1:0"]);
+        let (mut child, stderr, rx) = spawn_announcing(cmd, &[METRICS_MARKER]);
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a.parse().expect("address"),
+            Ok((_, a)) => a.parse().expect("address"),
             Err(_) => {
                 let _ = child.kill();
                 panic!(

@@ -3,11 +3,10 @@
 //! Tests that include it include `metrics_support` too.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[allow(unused_imports)]
@@ -71,32 +70,17 @@ pub struct SflowProbe {
 
 impl SflowProbe {
     pub fn start(extra: &[&str]) -> SflowProbe {
-        let mut child = Command::new(BIN)
-            .args(["--sflow-listen", "127.0.0.1:0", "--sflow-listen", "[::1]:0"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--sflow-listen", "127.0.0.1:0", "--sflow-listen", "[::1]:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting mirrorflow");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr");
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                for marker in ["receiving sFlow on ", "serving metrics on http://"] {
-                    if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = rest.trim_end_matches("/metrics").to_string();
-                        let _ = tx.send((marker, addr));
-                    }
-                }
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+            .args(extra);
+        let (mut child, stderr, rx) = crate::metrics_support::spawn_announcing(
+            cmd,
+            &[
+                "receiving sFlow on ",
+                crate::metrics_support::METRICS_MARKER,
+            ],
+        );
         let mut listen = Vec::new();
         let mut metrics = None;
         while listen.len() < 2 || metrics.is_none() {
