@@ -17,6 +17,24 @@ pub(super) const IPPROTO_ICMPV6: u8 = 58;
 pub(super) const IPPROTO_SCTP: u8 = 132;
 pub(super) const IPPROTO_UDPLITE: u8 = 136;
 
+/// True for the IPv6 next-header values that start an upper-layer header rather than an
+/// extension header (RFC 8200 §4, IANA "IPv6 Extension Header Types") or "no next header".
+fn is_upper_layer(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        IPPROTO_ICMP
+            | IPPROTO_IPIP
+            | IPPROTO_TCP
+            | IPPROTO_UDP
+            | IPPROTO_DCCP
+            | IPPROTO_IPV6
+            | IPPROTO_GRE
+            | IPPROTO_ICMPV6
+            | IPPROTO_SCTP
+            | IPPROTO_UDPLITE
+    )
+}
+
 const UDP_VXLAN: u16 = 4789;
 const UDP_GENEVE: u16 = 6081;
 
@@ -41,6 +59,11 @@ impl Cursor<'_> {
         }
         if *first == 0x45 && d.len() >= 20 {
             if let Some(decoded) = self.ipv4_plain(d) {
+                return decoded;
+            }
+        }
+        if version == 6 && d.len() >= 40 {
+            if let Some(decoded) = self.ipv6_plain(d) {
                 return decoded;
             }
         }
@@ -180,6 +203,29 @@ impl Cursor<'_> {
         Some(self.transport(&d[20..end]))
     }
 
+    /// The common IPv6 packet: the fixed header (RFC 8200 §3) followed directly by a transport
+    /// header, with a non-zero payload length; read directly, with the same result as the lax
+    /// slicing path, which takes everything else (`None` here): extension headers, jumbograms.
+    #[inline]
+    fn ipv6_plain(&mut self, d: &[u8]) -> Option<Decoded> {
+        let next_header = d[6];
+        let payload_len = u32::from(be16(d, 4));
+        if payload_len == 0 || !is_upper_layer(next_header) {
+            return None;
+        }
+        let available = self.wire_bytes_from(d);
+        let m = self.fresh_ip(6);
+        m.src_addr.copy_from_slice(&d[8..24]);
+        m.dst_addr.copy_from_slice(&d[24..40]);
+        m.ttl = d[7];
+        m.tos = (be16(d, 0) >> 4) as u8;
+        m.protocol = next_header;
+        let declared = 40 + payload_len;
+        m.ip_len = declared.min(available);
+        let end = d.len().min(declared as usize);
+        Some(self.transport(&d[40..end]))
+    }
+
     /// Ports, flags or ICMP type/code, and tunnels carried over UDP, GRE or IP.
     fn transport(&mut self, p: &[u8]) -> Decoded {
         let m = &mut *self.meta;
@@ -293,5 +339,42 @@ mod tests {
             let (b, mb) = run(&d, wire, false);
             assert_eq!((a, ma), (b, mb), "{d:02x?} wire {wire}");
         }
+    }
+
+    /// The plain-IPv6 shortcut decodes exactly like the lax slicing path: random headers (any
+    /// payload length, traffic class, next header including extension headers), cut at random
+    /// lengths.
+    #[test]
+    fn the_ipv6_shortcut_agrees_with_lax_slicing() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let protos = [
+            1u8, 4, 6, 17, 33, 41, 47, 58, 132, 136, 0, 43, 44, 59, 60, 99,
+        ];
+        let mut shortcut = 0;
+        for _ in 0..200_000 {
+            let len = 40 + (next() % 100) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            d[0] = 0x60 | d[0] & 0x0f;
+            d[6] = protos[(next() % protos.len() as u64) as usize];
+            let payload = match next() % 4 {
+                0 => next() as u16,
+                1 => (len - 40) as u16,
+                2 => (next() % 8) as u16,
+                _ => (len - 40 + (next() % 60) as usize) as u16,
+            };
+            d[4..6].copy_from_slice(&payload.to_be_bytes());
+            let wire = len as u32 + (next() % 3) as u32 * 100;
+            let (a, ma) = run_version(&d, wire, 6, true);
+            let (b, mb) = run_version(&d, wire, 6, false);
+            assert_eq!((a, ma), (b, mb), "{d:02x?} wire {wire}");
+            shortcut += usize::from(payload != 0 && is_upper_layer(d[6]));
+        }
+        assert!(shortcut > 50_000, "the shortcut ran {shortcut} times");
     }
 }

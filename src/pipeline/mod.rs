@@ -51,6 +51,9 @@ pub struct PipelineConfig {
     pub ports: Option<PortDirectory>,
     /// sFlow input (`--sflow-listen`): a source beside the live interfaces (or alone).
     pub sflow_in: Option<crate::sflow_in::SflowIn>,
+    /// Read a file on the flow thread rather than a thread of its own; `None`: when the
+    /// process has a single CPU (see [`run`]).
+    pub read_inline: Option<bool>,
 }
 
 impl PipelineConfig {
@@ -74,6 +77,7 @@ impl PipelineConfig {
             replay_speed: None,
             ports: None,
             sflow_in: None,
+            read_inline: None,
         }
     }
 }
@@ -104,11 +108,14 @@ fn wall_ns() -> u64 {
 /// timeout and hang up), then flushes every active flow. `tick` is called about once a second
 /// during live capture with the counts so far.
 ///
+/// A file is read on a thread of its own, feeding this one through a bounded queue, unless
+/// [`read_inline`] says otherwise: then this thread reads it too.
+///
 /// Errors opening a source are returned before anything runs; errors that end a source later
 /// are in [`Report::source_errors`].
 pub fn run(
     cfg: &PipelineConfig,
-    mut sinks: Fanout,
+    sinks: Fanout,
     shutdown: Arc<AtomicBool>,
     mut tick: impl FnMut(&Report),
 ) -> Result<Report, CaptureError> {
@@ -138,17 +145,23 @@ pub fn run(
         seed: SAMPLER_SEED ^ u64::from(source_index),
         ports: cfg.ports.clone(),
     };
+    let mut inline_file = None;
     match &cfg.source {
         SourceSpec::File(path) => {
             let src = FileSource::open(path)?;
             if let Some(f) = &cfg.filter {
                 FileFilter::new(f)?;
             }
-            let (setup, stop, tx) = (setup(cfg.filter.clone(), 1), shutdown.clone(), tx.clone());
-            let speed = cfg.replay_speed;
-            threads.push(spawn("read", move || {
-                source::run_file(src, setup, speed, stop, tx)
-            }));
+            let setup = setup(cfg.filter.clone(), 1);
+            if read_inline(cfg) {
+                inline_file = Some((src, setup));
+            } else {
+                let (stop, tx) = (shutdown.clone(), tx.clone());
+                let speed = cfg.replay_speed;
+                threads.push(spawn("read", move || {
+                    source::run_file(src, setup, speed, &stop, source::Out::Channel(tx))
+                }));
+            }
         }
         SourceSpec::Live(ifaces) => {
             let mut opened = Vec::new();
@@ -171,57 +184,33 @@ pub fn run(
     }
     drop(tx);
 
-    let mut out_ports = Resolver {
-        ports: cfg.ports.as_ref().map(PortDirectory::reader),
-        origins: cfg.sflow_in.as_ref().map(|s| s.origins.reader()),
-        scale: cfg.sflow_in.as_ref().is_some_and(|s| s.config.scale),
-    };
-    let mut cache = FlowCache::new(cfg.cache);
-    let mut frags = FragTable::default();
-    let mut totals = SourceCounts::default();
-    let mut ports = PortTable::default();
-    let mut interfaces: Vec<InterfaceReport> = Vec::new();
-    let mut errors = Vec::new();
+    let mut stage = FlowStage::new(cfg, sinks);
+    if let Some((src, setup)) = inline_file {
+        source::run_file(
+            src,
+            setup,
+            cfg.replay_speed,
+            &shutdown,
+            source::Out::Inline(&mut stage),
+        );
+    }
     let mut last_tick = Instant::now();
     let mut stop_seen: Option<Instant> = None;
-    let mut next_snapshot = 0u64;
-    let mut batch_latency = crate::metrics::LatencyHistogram::default();
-    let snapshot = |totals: &SourceCounts,
-                    cache: &FlowCache,
-                    frags: &FragTable,
-                    interfaces: &[InterfaceReport]| {
-        let mut r = Report::build(totals, cache.counters(), cache.len(), frags.counters());
-        r.interfaces = interfaces.to_vec();
-        r
-    };
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(SourceMsg::Batch {
                 mut metas,
                 samples,
                 counts,
-                ports: port_delta,
-            }) => {
-                let started = Instant::now();
-                totals.absorb(&counts);
-                ports.absorb(&port_delta);
-                sinks.send(Event::Samples(samples));
-                for m in &mut metas {
-                    frags.resolve(m);
-                }
-                cache.handle_batch(&metas);
-                sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
-                if interest.counters {
-                    batch_latency.record(started.elapsed());
-                }
-            }
+                ports,
+            }) => source::Consumer::batch(&mut stage, &mut metas, samples, &counts, &ports),
             Ok(SourceMsg::Interface(stats)) => {
-                match interfaces.iter_mut().find(|i| i.name == stats.name) {
+                match stage.interfaces.iter_mut().find(|i| i.name == stats.name) {
                     Some(i) => *i = stats,
-                    None => interfaces.push(stats),
+                    None => stage.interfaces.push(stats),
                 }
             }
-            Ok(SourceMsg::Error(e)) => errors.push(e),
+            Ok(SourceMsg::Error(e)) => stage.errors.push(e),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -235,47 +224,157 @@ pub fn run(
         }
         if live {
             // A quiet wire still ages flows out.
-            cache.handle_timeout(wall_ns().saturating_sub(LIVE_CLOCK_LAG_NS));
-            sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
+            stage
+                .cache
+                .handle_timeout(wall_ns().saturating_sub(LIVE_CLOCK_LAG_NS));
+            stage.send_expired();
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
-                tick(&snapshot(&totals, &cache, &frags, &interfaces));
+                tick(&stage.report());
             }
         }
-        if interest.counters && cache.clock() >= next_snapshot {
-            let time_ns = cache.clock();
-            next_snapshot = time_ns - time_ns % cfg.counter_interval_ns + cfg.counter_interval_ns;
-            sinks.send(Event::Counters(Box::new(CounterSnapshot {
-                time_ns,
-                last: false,
-                report: snapshot(&totals, &cache, &frags, &interfaces),
-                ports: ports.clone(),
-                batch_latency: std::mem::take(&mut batch_latency),
-                fragments_held: frags.len() as u64,
-            })));
-        }
+        stage.snapshot_if_due();
     }
     for t in threads {
         let _ = t.join();
     }
-    sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
-    while cache.flush_up_to(EndReason::ForcedEnd, FLUSH_BATCH) > 0 {
-        sinks.send_flows(resolved(cache.take_expired(), &mut out_ports));
+    Ok(stage.finish())
+}
+
+/// Whether a file is read on the flow thread itself: when `cfg.read_inline` says so, or by
+/// default when the process may run on a single CPU and nothing else feeds the flow thread.
+/// A second thread there would only take turns with this one, and every batch would cross
+/// through memory instead of staying in the CPU's cache.
+fn read_inline(cfg: &PipelineConfig) -> bool {
+    cfg.read_inline.unwrap_or_else(|| {
+        cfg.sflow_in.is_none()
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+    })
+}
+
+/// The flow thread's state: fragment table, flow cache, totals, and the sinks the expired
+/// records go to.
+struct FlowStage<'a> {
+    cfg: &'a PipelineConfig,
+    sinks: Fanout,
+    interest: crate::export::Interest,
+    resolver: Resolver,
+    cache: FlowCache,
+    frags: FragTable,
+    totals: SourceCounts,
+    ports: PortTable,
+    interfaces: Vec<InterfaceReport>,
+    errors: Vec<String>,
+    next_snapshot: u64,
+    batch_latency: crate::metrics::LatencyHistogram,
+}
+
+impl<'a> FlowStage<'a> {
+    fn new(cfg: &'a PipelineConfig, sinks: Fanout) -> FlowStage<'a> {
+        FlowStage {
+            cfg,
+            interest: sinks.interest(),
+            sinks,
+            resolver: Resolver {
+                ports: cfg.ports.as_ref().map(PortDirectory::reader),
+                origins: cfg.sflow_in.as_ref().map(|s| s.origins.reader()),
+                scale: cfg.sflow_in.as_ref().is_some_and(|s| s.config.scale),
+            },
+            cache: FlowCache::new(cfg.cache),
+            frags: FragTable::default(),
+            totals: SourceCounts::default(),
+            ports: PortTable::default(),
+            interfaces: Vec::new(),
+            errors: Vec::new(),
+            next_snapshot: 0,
+            batch_latency: crate::metrics::LatencyHistogram::default(),
+        }
     }
-    let mut report = snapshot(&totals, &cache, &frags, &interfaces);
-    report.source_errors = errors;
-    if interest.counters {
-        sinks.send(Event::Counters(Box::new(CounterSnapshot {
-            time_ns: cache.clock(),
-            last: true,
-            report: report.clone(),
-            ports,
-            batch_latency,
-            fragments_held: frags.len() as u64,
-        })));
+
+    fn send_expired(&mut self) {
+        let records = resolved(self.cache.take_expired(), &mut self.resolver);
+        self.sinks.send_flows(records);
     }
-    report.sinks = sinks.finish().iter().map(SinkReportJson::from).collect();
-    Ok(report)
+
+    fn report(&self) -> Report {
+        let mut r = Report::build(
+            &self.totals,
+            self.cache.counters(),
+            self.cache.len(),
+            self.frags.counters(),
+        );
+        r.interfaces = self.interfaces.clone();
+        r
+    }
+
+    /// Sends a counter snapshot to the sinks that want one when the flow clock has passed the
+    /// next counter interval.
+    fn snapshot_if_due(&mut self) {
+        if !self.interest.counters || self.cache.clock() < self.next_snapshot {
+            return;
+        }
+        let time_ns = self.cache.clock();
+        let interval = self.cfg.counter_interval_ns;
+        self.next_snapshot = time_ns - time_ns % interval + interval;
+        let snapshot = CounterSnapshot {
+            time_ns,
+            last: false,
+            report: self.report(),
+            ports: self.ports.clone(),
+            batch_latency: std::mem::take(&mut self.batch_latency),
+            fragments_held: self.frags.len() as u64,
+        };
+        self.sinks.send(Event::Counters(Box::new(snapshot)));
+    }
+
+    /// Flushes every active flow, sends the last counter snapshot and closes the sinks.
+    fn finish(mut self) -> Report {
+        self.send_expired();
+        while self.cache.flush_up_to(EndReason::ForcedEnd, FLUSH_BATCH) > 0 {
+            self.send_expired();
+        }
+        let mut report = self.report();
+        report.source_errors = std::mem::take(&mut self.errors);
+        if self.interest.counters {
+            self.sinks.send(Event::Counters(Box::new(CounterSnapshot {
+                time_ns: self.cache.clock(),
+                last: true,
+                report: report.clone(),
+                ports: std::mem::take(&mut self.ports),
+                batch_latency: std::mem::take(&mut self.batch_latency),
+                fragments_held: self.frags.len() as u64,
+            })));
+        }
+        report.sinks = self.sinks.finish().iter().map(SinkReportJson::from).collect();
+        report
+    }
+}
+
+impl source::Consumer for FlowStage<'_> {
+    fn batch(
+        &mut self,
+        metas: &mut [crate::decode::PacketMeta],
+        samples: Vec<crate::sample::PacketSample>,
+        counts: &SourceCounts,
+        ports: &PortTable,
+    ) {
+        let started = Instant::now();
+        self.totals.absorb(counts);
+        self.ports.absorb(ports);
+        self.sinks.send(Event::Samples(samples));
+        for m in metas.iter_mut() {
+            self.frags.resolve(m);
+        }
+        self.cache.handle_batch(metas);
+        self.send_expired();
+        if self.interest.counters {
+            self.batch_latency.record(started.elapsed());
+        }
+    }
+
+    fn error(&mut self, e: String) {
+        self.errors.push(e);
+    }
 }
 
 /// What the flow thread fills in when records leave the cache.

@@ -1,5 +1,6 @@
-//! Source threads: read frames, filter, sample, decode, and send batches of `PacketMeta`,
-//! packet samples and counter deltas to the flow thread.
+//! Sources: read frames, filter, sample, decode, and hand batches of `PacketMeta`, packet
+//! samples and counter deltas to the flow stage: through a bounded queue to the flow thread,
+//! or (a file read with a single CPU) by a direct call on the same thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,40 @@ pub enum SourceMsg {
     Error(String),
 }
 
+/// The flow stage, as a source feeding it on its own thread sees it.
+pub trait Consumer {
+    /// Takes a batch; `metas` may be changed in place (fragment ports are filled in).
+    fn batch(
+        &mut self,
+        metas: &mut [PacketMeta],
+        samples: Vec<PacketSample>,
+        counts: &SourceCounts,
+        ports: &PortTable,
+    );
+    /// The source stopped on an error.
+    fn error(&mut self, e: String);
+}
+
+/// Where a source's batches go.
+pub enum Out<'c> {
+    /// To the flow thread, through the bounded queue.
+    Channel(Sender<SourceMsg>),
+    /// Straight into the flow stage on this thread: no handoff, and the one batch buffer is
+    /// reused while it is still in the CPU's cache.
+    Inline(&'c mut dyn Consumer),
+}
+
+impl Out<'_> {
+    fn error(&mut self, e: String) {
+        match self {
+            Out::Channel(tx) => {
+                let _ = tx.send(SourceMsg::Error(e));
+            }
+            Out::Inline(c) => c.error(e),
+        }
+    }
+}
+
 /// What a source thread does to each frame, besides decoding it.
 #[derive(Clone, Debug)]
 pub struct SourceSetup {
@@ -57,7 +92,7 @@ pub struct SourceSetup {
 }
 
 /// Decodes frames into a batch and counts what is not IP.
-struct Batcher {
+struct Batcher<'c> {
     setup: SourceSetup,
     filter: Option<FileFilter>,
     flow_sampler: Option<Sampler>,
@@ -70,13 +105,20 @@ struct Batcher {
     counts: SourceCounts,
     port_counts: PortTable,
     port_counter: PortCounter,
-    tx: Sender<SourceMsg>,
+    out: Out<'c>,
 }
 
-impl Batcher {
-    fn new(setup: SourceSetup, tx: Sender<SourceMsg>) -> Result<Batcher, CaptureError> {
-        let filter = setup.filter.as_deref().map(FileFilter::new).transpose()?;
-        Ok(Batcher {
+impl<'c> Batcher<'c> {
+    /// A batcher sending to `out`; a bad filter is reported there and gives `None`.
+    fn new(setup: SourceSetup, mut out: Out<'c>) -> Option<Batcher<'c>> {
+        let filter = match setup.filter.as_deref().map(FileFilter::new).transpose() {
+            Ok(f) => f,
+            Err(e) => {
+                out.error(e.to_string());
+                return None;
+            }
+        };
+        Some(Batcher {
             filter,
             flow_sampler: (setup.flow_sampling > 1)
                 .then(|| Sampler::new(setup.flow_sampling, setup.seed)),
@@ -91,11 +133,12 @@ impl Batcher {
             counts: SourceCounts::default(),
             port_counts: PortTable::default(),
             port_counter: PortCounter::default(),
-            tx,
+            out,
         })
     }
 
     /// Returns false when the flow thread has gone away.
+    #[inline]
     fn push(&mut self, f: &Frame<'_>) -> Result<bool, CaptureError> {
         self.counts.frames += 1;
         if let Some(filter) = &mut self.filter {
@@ -104,6 +147,40 @@ impl Batcher {
                 return Ok(true);
             }
         }
+        let mut info = f.info;
+        let (mut in_port, mut out_port) = (self.setup.source_index, 0);
+        if self.ports.is_some() || self.setup.count_ports {
+            (in_port, out_port) = self.ports_of(f);
+            if self.ports.is_some() {
+                info.in_if = in_port;
+            }
+        }
+        let to_flows = self.flow_sampler.as_mut().is_none_or(|s| s.should_sample());
+        let to_sample = self
+            .packet_sampler
+            .as_mut()
+            .is_some_and(|s| s.should_sample());
+        if !to_flows && !to_sample {
+            self.counts.sampled_out += 1;
+            return Ok(true);
+        }
+        let mut meta = PacketMeta::default();
+        let decoded = self.setup.decoder.decode(f.linktype, f.data, info, &mut meta);
+        if to_sample {
+            self.take_sample(f, &meta, in_port, out_port);
+        }
+        match decoded {
+            _ if !to_flows => self.counts.sampled_out += 1,
+            Decoded::Ip => self.metas.push(meta),
+            Decoded::NonIp(et) => self.counts.count_non_ip(et),
+            Decoded::Error(e) => self.counts.count_error(e),
+        }
+        Ok(self.metas.len() < BATCH || self.flush())
+    }
+
+    /// The switch ports a frame came in and went out on (behind its source and destination
+    /// MACs), and the per-port counts.
+    fn ports_of(&mut self, f: &Frame<'_>) -> (u32, u32) {
         let (dst_mac, src_mac) = match (f.linktype, f.data) {
             (linktype::ETHERNET, [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, ..]) => (
                 [*d0, *d1, *d2, *d3, *d4, *d5],
@@ -111,7 +188,6 @@ impl Batcher {
             ),
             _ => ([0; 6], [0; 6]),
         };
-        // The switch port the frame came in on (behind its source MAC) and went out on.
         let (in_port, out_port) = match &mut self.ports {
             Some(reader) => {
                 let map = reader.map();
@@ -128,42 +204,7 @@ impl Batcher {
                 f.info.wire_len,
             );
         }
-        let mut info = f.info;
-        if self.ports.is_some() {
-            info.in_if = in_port;
-        }
-        let to_flows = self.flow_sampler.as_mut().is_none_or(|s| s.should_sample());
-        let to_sample = self
-            .packet_sampler
-            .as_mut()
-            .is_some_and(|s| s.should_sample());
-        if !to_flows && !to_sample {
-            self.counts.sampled_out += 1;
-            return Ok(true);
-        }
-        self.metas.push(PacketMeta::default());
-        let slot = self.metas.last_mut().expect("just pushed");
-        let decoded = self.setup.decoder.decode(f.linktype, f.data, info, slot);
-        let meta = *slot;
-        if to_sample {
-            self.take_sample(f, &meta, in_port, out_port);
-        }
-        match decoded {
-            _ if !to_flows => {
-                self.metas.pop();
-                self.counts.sampled_out += 1;
-            }
-            Decoded::Ip => {}
-            Decoded::NonIp(et) => {
-                self.metas.pop();
-                self.counts.count_non_ip(et);
-            }
-            Decoded::Error(e) => {
-                self.metas.pop();
-                self.counts.count_error(e);
-            }
-        }
-        Ok(self.metas.len() < BATCH || self.flush())
+        (in_port, out_port)
     }
 
     fn take_sample(&mut self, f: &Frame<'_>, m: &PacketMeta, in_port: u32, out_port: u32) {
@@ -193,18 +234,30 @@ impl Batcher {
         if self.metas.is_empty() && self.counts.is_empty() && self.samples.is_empty() {
             return true;
         }
-        let msg = SourceMsg::Batch {
-            metas: std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH)),
-            samples: std::mem::take(&mut self.samples),
-            counts: std::mem::take(&mut self.counts),
-            ports: std::mem::take(&mut self.port_counts),
-        };
-        self.tx.send(msg).is_ok()
+        match &mut self.out {
+            Out::Channel(tx) => {
+                let msg = SourceMsg::Batch {
+                    metas: std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH)),
+                    samples: std::mem::take(&mut self.samples),
+                    counts: std::mem::take(&mut self.counts),
+                    ports: std::mem::take(&mut self.port_counts),
+                };
+                tx.send(msg).is_ok()
+            }
+            Out::Inline(c) => {
+                let samples = std::mem::take(&mut self.samples);
+                c.batch(&mut self.metas, samples, &self.counts, &self.port_counts);
+                self.metas.clear();
+                self.counts = SourceCounts::default();
+                self.port_counts = PortTable::default();
+                true
+            }
+        }
     }
 
     fn fail(&mut self, e: CaptureError) {
         self.flush();
-        let _ = self.tx.send(SourceMsg::Error(e.to_string()));
+        self.out.error(e.to_string());
     }
 }
 
@@ -257,15 +310,11 @@ pub fn run_file(
     mut src: FileSource,
     setup: SourceSetup,
     speed: Option<f64>,
-    shutdown: Arc<AtomicBool>,
-    tx: Sender<SourceMsg>,
+    shutdown: &AtomicBool,
+    out: Out<'_>,
 ) {
-    let mut b = match Batcher::new(setup, tx.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = tx.send(SourceMsg::Error(e.to_string()));
-            return;
-        }
+    let Some(mut b) = Batcher::new(setup, out) else {
+        return;
     };
     let mut n: u32 = 0;
     let mut pacer = speed.map(|speed| Pacer {
@@ -285,7 +334,7 @@ pub fn run_file(
                     if !b.flush() {
                         return;
                     }
-                    if !sleep_unless(wait, &shutdown) {
+                    if !sleep_unless(wait, shutdown) {
                         break;
                     }
                 }
@@ -309,12 +358,8 @@ pub fn run_live(
     shutdown: Arc<AtomicBool>,
     tx: Sender<SourceMsg>,
 ) {
-    let mut b = match Batcher::new(setup, tx.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = tx.send(SourceMsg::Error(e.to_string()));
-            return;
-        }
+    let Some(mut b) = Batcher::new(setup, Out::Channel(tx.clone())) else {
+        return;
     };
     let mut last_flush = Instant::now();
     let mut last_stats = Instant::now();
