@@ -11,6 +11,7 @@ pub mod config;
 pub mod decode;
 pub mod export;
 pub mod flow;
+pub(crate) mod hint;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;

@@ -105,6 +105,24 @@ fn u32_at(b: &[u8], at: usize, be: bool) -> u32 {
 }
 
 /// Iterates pcapng options (code, value) in `b`; `Err` names the first malformed one.
+/// Time and original length from a classic pcap record header (pcap(5), "Packet Record").
+#[inline]
+fn pcap_frame_info(h: &[u8], big_endian: bool, nanos: bool, caplen: usize) -> FrameInfo {
+    let secs = u64::from(u32_at(h, 0, big_endian));
+    let frac = u64::from(u32_at(h, 4, big_endian));
+    let wire_len = u32_at(h, 12, big_endian);
+    let frac_ns = if nanos {
+        frac
+    } else {
+        frac.saturating_mul(1000)
+    };
+    FrameInfo {
+        ts_ns: secs.saturating_mul(1_000_000_000).saturating_add(frac_ns),
+        wire_len: wire_len.max(caplen as u32),
+        in_if: 0,
+    }
+}
+
 fn options(b: &[u8], be: bool, mut f: impl FnMut(u16, &[u8])) -> Result<(), String> {
     let mut at = 0;
     while at + 4 <= b.len() {
@@ -208,6 +226,8 @@ impl FileSource {
     }
 
     /// The next frame, `None` at the end of the file.
+    /// The next frame, `None` at the end of the file.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         match self.format {
             Format::Pcap {
@@ -215,65 +235,85 @@ impl FileSource {
                 nanos,
                 linktype,
             } => {
-                let got = self.fill(16)?;
-                if got == 0 {
-                    return Ok(None);
-                }
-                if got < 16 {
-                    return Err(self.corrupt("file ends inside a packet record header".into()));
-                }
-                let h = self.r.peek(16);
-                let secs = u64::from(u32_at(h, 0, big_endian));
-                let frac = u64::from(u32_at(h, 4, big_endian));
-                let caplen = u32_at(h, 8, big_endian) as usize;
-                let wire_len = u32_at(h, 12, big_endian);
-                if caplen > MAX_RECORD {
-                    return Err(self.corrupt(format!("packet record of {caplen} bytes")));
-                }
-                if self.fill(16 + caplen)? < 16 + caplen {
-                    return Err(self.corrupt(format!(
-                        "file ends inside a packet record ({caplen} bytes announced, {} present)",
-                        self.r.available() - 16
-                    )));
-                }
-                let at = self.r.consume(16 + caplen) + 16;
-                let ts_ns = secs.saturating_mul(1_000_000_000).saturating_add(if nanos {
-                    frac
-                } else {
-                    frac.saturating_mul(1000)
-                });
-                Ok(Some(Frame {
-                    linktype,
-                    info: FrameInfo {
-                        ts_ns,
-                        wire_len: wire_len.max(caplen as u32),
-                        in_if: 0,
-                    },
-                    data: self.r.slice(at, caplen),
-                }))
-            }
-            Format::Pcapng { .. } => loop {
-                match self.pcapng_block()? {
-                    Block::End => return Ok(None),
-                    Block::Other => continue,
-                    Block::Packet {
-                        at,
-                        caplen,
-                        linktype,
-                        info,
-                    } => {
+                // The common case, kept small enough to inline into the read loop: a whole
+                // record already buffered (always, for a mapped file).
+                let avail = self.r.available();
+                if avail >= 16 {
+                    let h = self.r.peek(16);
+                    let caplen = u32_at(h, 8, big_endian) as usize;
+                    if caplen <= MAX_RECORD && 16 + caplen <= avail {
+                        let info = pcap_frame_info(h, big_endian, nanos, caplen);
+                        let at = self.r.consume(16 + caplen) + 16;
+                        self.r.prefetch_ahead();
                         return Ok(Some(Frame {
                             linktype,
                             info,
                             data: self.r.slice(at, caplen),
-                        }))
+                        }));
                     }
                 }
-            },
+                self.pcap_record(big_endian, nanos, linktype)
+            }
+            Format::Pcapng { .. } => self.pcapng_frame(),
         }
     }
 
-    /// Reads one pcapng block; packets are returned as positions in the read buffer.
+    /// A classic pcap record that may need reading in, or is cut or oversized.
+    #[inline(never)]
+    fn pcap_record(
+        &mut self,
+        big_endian: bool,
+        nanos: bool,
+        linktype: u32,
+    ) -> Result<Option<Frame<'_>>, CaptureError> {
+        let got = self.fill(16)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < 16 {
+            return Err(self.corrupt("file ends inside a packet record header".into()));
+        }
+        let caplen = u32_at(self.r.peek(16), 8, big_endian) as usize;
+        if caplen > MAX_RECORD {
+            return Err(self.corrupt(format!("packet record of {caplen} bytes")));
+        }
+        if self.fill(16 + caplen)? < 16 + caplen {
+            return Err(self.corrupt(format!(
+                "file ends inside a packet record ({caplen} bytes announced, {} present)",
+                self.r.available() - 16
+            )));
+        }
+        let info = pcap_frame_info(self.r.peek(16), big_endian, nanos, caplen);
+        let at = self.r.consume(16 + caplen) + 16;
+        Ok(Some(Frame {
+            linktype,
+            info,
+            data: self.r.slice(at, caplen),
+        }))
+    }
+
+    #[inline(never)]
+    fn pcapng_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        loop {
+            match self.pcapng_block()? {
+                Block::End => return Ok(None),
+                Block::Other => continue,
+                Block::Packet {
+                    at,
+                    caplen,
+                    linktype,
+                    info,
+                } => {
+                    return Ok(Some(Frame {
+                        linktype,
+                        info,
+                        data: self.r.slice(at, caplen),
+                    }))
+                }
+            }
+        }
+    }
+
     fn pcapng_block(&mut self) -> Result<Block, CaptureError> {
         let got = self.fill(12)?;
         if got == 0 {

@@ -25,10 +25,10 @@
 use std::hash::BuildHasher;
 
 use super::index::Index;
-use super::prefetch::prefetch;
 use super::record::{EndReason, FlowKey, FlowRecord, FlowStats};
 use super::{TCP_FIN, TCP_RST};
 use crate::decode::PacketMeta;
+use crate::hint::{self, prefetch};
 
 const NIL: u32 = u32::MAX;
 
@@ -164,13 +164,18 @@ pub struct FlowCache {
 
 impl FlowCache {
     pub fn new(cfg: CacheConfig) -> FlowCache {
+        let max_flows = cfg.max_flows.clamp(1, NIL as usize - 1);
+        // The whole slab is reserved up front so that it can be backed by huge pages: address
+        // space only, pages are touched as flows arrive. Where that much address space is
+        // refused, the slab grows by doubling instead.
+        let mut slab = Vec::new();
+        if slab.try_reserve_exact(max_flows).is_ok() {
+            hint::huge_pages(slab.spare_capacity_mut());
+        }
         FlowCache {
-            cfg: CacheConfig {
-                max_flows: cfg.max_flows.clamp(1, NIL as usize - 1),
-                ..cfg
-            },
-            index: Index::new(cfg.max_flows.clamp(1, NIL as usize - 1)),
-            slab: Vec::new(),
+            cfg: CacheConfig { max_flows, ..cfg },
+            index: Index::new(max_flows),
+            slab,
             free: NIL,
             head: NIL,
             tail: NIL,

@@ -6,7 +6,7 @@
 //! Deletion shifts later entries back (no tombstones). Growth re-places slots from their stored
 //! hash, without touching the slab.
 
-use super::prefetch::prefetch;
+use crate::hint::{self, prefetch};
 
 pub struct Index {
     slots: Vec<u64>,
@@ -110,7 +110,11 @@ impl Index {
 
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).min(self.max_capacity);
-        let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
+        // Zeroed by the allocator without touching the pages (large sizes are fresh
+        // mappings), so the advice comes before the first fault.
+        let slots = vec![0; capacity];
+        hint::huge_pages(&slots);
+        let old = std::mem::replace(&mut self.slots, slots);
         for s in old.into_iter().filter(|&s| s != 0) {
             self.place(s);
         }

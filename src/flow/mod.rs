@@ -6,7 +6,6 @@
 mod cache;
 mod frag;
 mod index;
-mod prefetch;
 mod record;
 
 pub use cache::{CacheConfig, CacheCounters, FlowCache};
