@@ -525,6 +525,7 @@ impl Settings {
                 counter_interval_ns: 1_000_000_000,
                 replay_speed,
                 ports: None,
+                read_inline: None,
                 sflow_in: (!sflow_listen.is_empty()).then(|| {
                     SflowIn::new(SflowInConfig {
                         listen: sflow_listen,

@@ -70,6 +70,30 @@ fn sample_pcap(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// Pinned to one CPU, the binary reads the file on its flow thread (no second thread to take
+/// turns with) and writes exactly the JSON it writes with every CPU available.
+#[test]
+fn one_cpu_writes_the_same_json() {
+    let pcap = format!("{PCAPS}/tcpdump__vxlan.pcap");
+    let args = ["-r", pcap.as_str(), "--json", "-"];
+    let free = run(&args);
+    let pinned = Command::new("taskset")
+        .args(["-c", "0", BIN])
+        .args(args)
+        .output()
+        .expect("running taskset (util-linux)");
+    assert!(
+        free.status.success() && pinned.status.success(),
+        "{}",
+        stderr(&pinned)
+    );
+    assert!(!free.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&free.stdout),
+        String::from_utf8_lossy(&pinned.stdout)
+    );
+}
+
 #[test]
 fn bad_flags_are_usage_errors() {
     let o = run(&["--max-flows", "0", "-r", "x.pcap"]);

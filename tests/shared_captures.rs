@@ -101,6 +101,47 @@ fn every_capture_is_accounted_for() {
     );
 }
 
+/// Reading a file on the flow thread itself (what a process on a single CPU does) gives the
+/// same records, in the same order, and the same counts as reading it on a thread of its own.
+#[test]
+fn reading_inline_or_on_a_thread_gives_the_same_flows() {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for name in common::manifest() {
+        if CORRUPT.contains(&name.as_str()) {
+            continue;
+        }
+        let path = pcaps_dir().join(&name);
+        let run = |inline| {
+            common::replay_reading(&path, TunnelMode::Inner, Some(inline))
+                .unwrap_or_else(|e| panic!("{name}: pipeline failed: {e}"))
+        };
+        let (threaded, inline) = (run(false), run(true));
+        let counts = |r: &Replay| {
+            let mut v = serde_json::to_value(&r.report).unwrap();
+            v.as_object_mut().unwrap().remove("sinks");
+            v
+        };
+        if threaded.records != inline.records {
+            failures.push(format!(
+                "{name}: {} records threaded, {} inline, or they differ",
+                threaded.records.len(),
+                inline.records.len()
+            ));
+        }
+        if counts(&threaded) != counts(&inline) {
+            failures.push(format!(
+                "{name}: counts differ:\n  threaded {}\n  inline   {}",
+                counts(&threaded),
+                counts(&inline)
+            ));
+        }
+        compared += 1;
+    }
+    assert!(compared > 50, "only {compared} captures compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn corrupt_files_are_rejected() {
     for name in CORRUPT {

@@ -247,8 +247,7 @@ pub fn run(
 /// through memory instead of staying in the CPU's cache.
 fn read_inline(cfg: &PipelineConfig) -> bool {
     cfg.read_inline.unwrap_or_else(|| {
-        cfg.sflow_in.is_none()
-            && std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+        cfg.sflow_in.is_none() && std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
     })
 }
 
@@ -345,7 +344,12 @@ impl<'a> FlowStage<'a> {
                 fragments_held: self.frags.len() as u64,
             })));
         }
-        report.sinks = self.sinks.finish().iter().map(SinkReportJson::from).collect();
+        report.sinks = self
+            .sinks
+            .finish()
+            .iter()
+            .map(SinkReportJson::from)
+            .collect();
         report
     }
 }
@@ -424,4 +428,22 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHand
         .name(name.into())
         .spawn(f)
         .expect("spawning a source thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The setting wins; without one, the number of CPUs the process may use decides.
+    #[test]
+    fn where_a_file_is_read() {
+        let mut cfg = PipelineConfig::new(SourceSpec::File("x.pcap".into()));
+        cfg.read_inline = Some(true);
+        assert!(read_inline(&cfg));
+        cfg.read_inline = Some(false);
+        assert!(!read_inline(&cfg));
+        cfg.read_inline = None;
+        let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+        assert_eq!(read_inline(&cfg), one_cpu);
+    }
 }

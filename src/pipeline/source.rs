@@ -165,7 +165,10 @@ impl<'c> Batcher<'c> {
             return Ok(true);
         }
         let mut meta = PacketMeta::default();
-        let decoded = self.setup.decoder.decode(f.linktype, f.data, info, &mut meta);
+        let decoded = self
+            .setup
+            .decoder
+            .decode(f.linktype, f.data, info, &mut meta);
         if to_sample {
             self.take_sample(f, &meta, in_port, out_port);
         }

@@ -85,8 +85,19 @@ pub struct Replay {
 
 /// Runs the whole pipeline on `path` with the default cache settings.
 pub fn replay(path: &Path, tunnels: TunnelMode) -> Result<Replay, CaptureError> {
+    replay_reading(path, tunnels, None)
+}
+
+/// Like [`replay`], with the file read on the flow thread itself (`Some(true)`), on a thread of
+/// its own (`Some(false)`), or as the machine decides (`None`).
+pub fn replay_reading(
+    path: &Path,
+    tunnels: TunnelMode,
+    read_inline: Option<bool>,
+) -> Result<Replay, CaptureError> {
     let cfg = PipelineConfig {
         decoder: Decoder::new(tunnels),
+        read_inline,
         ..PipelineConfig::new(SourceSpec::File(path.to_path_buf()))
     };
     let store = Arc::new(Mutex::new(Vec::new()));
