@@ -120,6 +120,12 @@ impl Index {
         }
     }
 
+    /// Removes every entry (the allocation stays).
+    pub fn clear(&mut self) {
+        self.slots.fill(0);
+        self.len = 0;
+    }
+
     /// Removes entry `idx` stored under `hash`; false if it is not there.
     pub fn remove(&mut self, hash: u32, idx: u32) -> bool {
         let want = u64::from(hash) << 32 | u64::from(idx + 1);
