@@ -55,19 +55,96 @@ fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
 /// A frame as read: (linktype, ts_ns, wire_len, in_if, data).
 type Read = (u32, u64, u32, u32, Vec<u8>);
 
+fn as_read(f: &mirrorflow::capture::Frame<'_>) -> Read {
+    (
+        f.linktype,
+        f.info.ts_ns,
+        f.info.wire_len,
+        f.info.in_if,
+        f.data.to_vec(),
+    )
+}
+
+/// Every frame of the file, read with `next_frame`; reading it again with `for_each_frame`
+/// (the replay loop's fast path) must give the same frames and the same error.
 fn read_all(path: &std::path::Path) -> Result<Vec<Read>, CaptureError> {
     let mut src = FileSource::open(path)?;
     let mut out = Vec::new();
-    while let Some(f) = src.next_frame()? {
-        out.push((
-            f.linktype,
-            f.info.ts_ns,
-            f.info.wire_len,
-            f.info.in_if,
-            f.data.to_vec(),
-        ));
+    let mut failure = None;
+    loop {
+        match src.next_frame() {
+            Ok(Some(f)) => out.push(as_read(&f)),
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
     }
-    Ok(out)
+    let mut again = FileSource::open(path)?;
+    let mut each = Vec::new();
+    let end = again.for_each_frame(|f| {
+        each.push(as_read(&f));
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    assert_eq!(each, out, "for_each_frame and next_frame differ");
+    assert_eq!(
+        end.as_ref().err().map(ToString::to_string),
+        failure.as_ref().map(ToString::to_string)
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// A file large enough to be mapped rather than read in chunks (over 1 MiB), cut inside its
+/// last record: both ways of reading give every whole frame, then the same error.
+#[test]
+fn a_mapped_file_reads_the_same_both_ways() {
+    let frames: Vec<(u64, Vec<u8>, u32)> = (0..20_000)
+        .map(|i| (i as u64 * 1000, payload(i, 40 + i % 200), 1514))
+        .collect();
+    let mut bytes = pcap(true, true, 1, &frames);
+    bytes.truncate(bytes.len() - 7);
+    let f = write_temp(&bytes);
+    assert!(bytes.len() > 2 << 20);
+    let e = read_all(f.path()).unwrap_err();
+    assert!(
+        e.to_string().contains("file ends inside a packet record"),
+        "{e}"
+    );
+    bytes.truncate(bytes.len() - (40 + 19_999 % 200 - 7) - 16);
+    let whole = read_all(write_temp(&bytes).path()).unwrap();
+    assert_eq!(whole.len(), 19_999);
+    assert_eq!(whole[12_345].4, payload(12_345, 40 + 12_345 % 200));
+}
+
+/// `for_each_frame` stops when the callback breaks and returns its value.
+#[test]
+fn for_each_frame_stops_on_break() {
+    let frames: Vec<(u64, Vec<u8>, u32)> =
+        (0..10).map(|i| (i as u64, payload(i, 60), 60)).collect();
+    let f = write_temp(&pcap(false, false, 1, &frames));
+    let mut src = FileSource::open(f.path()).unwrap();
+    let mut seen = 0;
+    let end = src
+        .for_each_frame(|_| {
+            seen += 1;
+            if seen == 4 {
+                std::ops::ControlFlow::Break("stop")
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!((end, seen), (std::ops::ControlFlow::Break("stop"), 4));
+    let next = src.next_frame().unwrap().unwrap();
+    assert_eq!(
+        next.data,
+        &payload(4, 60)[..],
+        "reading resumes after the fourth frame"
+    );
 }
 
 #[test]

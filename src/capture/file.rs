@@ -6,6 +6,7 @@
 //! copy per packet. Formats: draft-ietf-opsawg-pcap §4-5 and draft-ietf-opsawg-pcapng §3-4.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::buffer::ChunkReader;
@@ -227,34 +228,67 @@ impl FileSource {
 
     /// The next frame, `None` at the end of the file.
     /// The next frame, `None` at the end of the file.
-    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         match self.format {
             Format::Pcap {
                 big_endian,
                 nanos,
                 linktype,
-            } => {
-                // The common case, kept small enough to inline into the read loop: a whole
-                // record already buffered (always, for a mapped file).
-                let avail = self.r.available();
-                if avail >= 16 {
-                    let h = self.r.peek(16);
-                    let caplen = u32_at(h, 8, big_endian) as usize;
-                    if caplen <= MAX_RECORD && 16 + caplen <= avail {
-                        let info = pcap_frame_info(h, big_endian, nanos, caplen);
-                        let at = self.r.consume(16 + caplen) + 16;
-                        self.r.prefetch_ahead();
-                        return Ok(Some(Frame {
-                            linktype,
-                            info,
-                            data: self.r.slice(at, caplen),
-                        }));
+            } => self.pcap_record(big_endian, nanos, linktype),
+            Format::Pcapng { .. } => self.pcapng_frame(),
+        }
+    }
+
+    /// Calls `f` with each frame in turn until it breaks (its value is returned) or the file
+    /// ends (`Continue`). The same frames as [`FileSource::next_frame`], read faster: the
+    /// common classic pcap record (whole in the buffer, always so for a mapped file) is
+    /// handed over without leaving registers.
+    #[inline]
+    pub fn for_each_frame<B>(
+        &mut self,
+        mut f: impl FnMut(Frame<'_>) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>, CaptureError> {
+        let Format::Pcap {
+            big_endian,
+            nanos,
+            linktype,
+        } = self.format
+        else {
+            while let Some(frame) = self.pcapng_frame()? {
+                if let ControlFlow::Break(b) = f(frame) {
+                    return Ok(ControlFlow::Break(b));
+                }
+            }
+            return Ok(ControlFlow::Continue(()));
+        };
+        loop {
+            let avail = self.r.available();
+            if avail >= 16 {
+                let h = self.r.peek(16);
+                let caplen = u32_at(h, 8, big_endian) as usize;
+                if caplen <= MAX_RECORD && 16 + caplen <= avail {
+                    let info = pcap_frame_info(h, big_endian, nanos, caplen);
+                    let at = self.r.consume(16 + caplen) + 16;
+                    self.r.prefetch_ahead();
+                    let frame = Frame {
+                        linktype,
+                        info,
+                        data: self.r.slice(at, caplen),
+                    };
+                    if let ControlFlow::Break(b) = f(frame) {
+                        return Ok(ControlFlow::Break(b));
+                    }
+                    continue;
+                }
+            }
+            match self.pcap_record(big_endian, nanos, linktype)? {
+                Some(frame) => {
+                    if let ControlFlow::Break(b) = f(frame) {
+                        return Ok(ControlFlow::Break(b));
                     }
                 }
-                self.pcap_record(big_endian, nanos, linktype)
+                None => return Ok(ControlFlow::Continue(())),
             }
-            Format::Pcapng { .. } => self.pcapng_frame(),
         }
     }
 

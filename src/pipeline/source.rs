@@ -2,6 +2,7 @@
 //! samples and counter deltas to the flow stage: through a bounded queue to the flow thread,
 //! or (a file read with a single CPU) by a direct call on the same thread.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -325,33 +326,40 @@ pub fn run_file(
         start: None,
         skipped: Duration::ZERO,
     });
-    loop {
+    /// Why reading stopped before the end of the file.
+    enum Stop {
+        Shutdown,
+        /// The flow stage has gone away.
+        Gone,
+        Failed(CaptureError),
+    }
+    let read = src.for_each_frame(|frame| {
         n = n.wrapping_add(1);
         if n.is_multiple_of(4096) && shutdown.load(Ordering::Relaxed) {
-            break;
+            return ControlFlow::Break(Stop::Shutdown);
         }
-        match src.next_frame() {
-            Ok(Some(frame)) => {
-                if let Some(wait) = pacer.as_mut().and_then(|p| p.delay(frame.info.ts_ns)) {
-                    // Hand over what is batched first, so the flow thread follows the replay.
-                    if !b.flush() {
-                        return;
-                    }
-                    if !sleep_unless(wait, shutdown) {
-                        break;
-                    }
-                }
-                match b.push(&frame) {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => return b.fail(e),
-                }
+        if let Some(wait) = pacer.as_mut().and_then(|p| p.delay(frame.info.ts_ns)) {
+            // Hand over what is batched first, so the flow thread follows the replay.
+            if !b.flush() {
+                return ControlFlow::Break(Stop::Gone);
             }
-            Ok(None) => break,
-            Err(e) => return b.fail(e),
+            if !sleep_unless(wait, shutdown) {
+                return ControlFlow::Break(Stop::Shutdown);
+            }
         }
+        match b.push(&frame) {
+            Ok(true) => ControlFlow::Continue(()),
+            Ok(false) => ControlFlow::Break(Stop::Gone),
+            Err(e) => ControlFlow::Break(Stop::Failed(e)),
+        }
+    });
+    match read {
+        Ok(ControlFlow::Continue(()) | ControlFlow::Break(Stop::Shutdown)) => {
+            b.flush();
+        }
+        Ok(ControlFlow::Break(Stop::Gone)) => {}
+        Ok(ControlFlow::Break(Stop::Failed(e))) | Err(e) => b.fail(e),
     }
-    b.flush();
 }
 
 /// Captures on a live interface until shutdown.
