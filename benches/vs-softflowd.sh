@@ -12,7 +12,10 @@
 #   2. softflowd  -r trace.pcap -n 127.0.0.1:PORT $SOFTFLOWD_ARGS
 #      (NetFlow to a discarding UDP sink on loopback; softflowd does not fork
 #      with -r and exits at end of file)
-# and prints median wall time, packets/s, peak RSS and the packet-rate ratio.
+#   3. taskset -c $ONE_CPU mirrorflow -r trace.pcap
+#      (pinned to one CPU, no output: the core's packet rate on one core; on one
+#      CPU mirrorflow reads the file on its flow thread)
+# and prints median wall time, packets/s, peak RSS and the packet-rate ratios.
 #
 # Environment:
 #   PACKETS, FLOWS, SEED   trace parameters (default 10000000, 1000000, 1)
@@ -28,6 +31,7 @@
 #                          a flow table large enough that the default 8192 cap does
 #                          not force evictions)
 #   SOFTFLOWD_WAIT         seconds to wait for softflowd to appear (default 600)
+#   ONE_CPU                the CPU the pinned run uses (default 0); ONE_CPU=none skips it
 #   SKIP_BUILD=1           do not run cargo
 #   SOFTFLOWD_RUNS         EXPORT=ipfix: softflowd runs in the first N rounds only (default
 #                          RUNS; at least 1), for many core/ipfix pairs without 15 s of
@@ -363,14 +367,20 @@ if [[ -n "$EXPORT" ]]; then
     export_mode
     exit 0
 fi
+ONE_DESC="taskset -c $ONE_CPU $MIRRORFLOW_BIN -r $TRACE"
 log "mirrorflow: $MF_DESC"
 log "softflowd:  $SF_DESC"
+[[ "$ONE_CPU" == none ]] || log "one CPU:    $ONE_DESC"
 
 for ((r = 1; r <= RUNS; r++)); do
     log "run $r/$RUNS: mirrorflow"
     run_mirrorflow "$BENCH_DIR/mirrorflow.run$r.log"
     log "run $r/$RUNS: softflowd"
     run_softflowd "$BENCH_DIR/softflowd.run$r.log"
+    if [[ "$ONE_CPU" != none ]]; then
+        log "run $r/$RUNS: mirrorflow on one CPU"
+        run_one_cpu "$BENCH_DIR/onecpu.run$r.log"
+    fi
 done
 
 # --------------------------------------------------------------- report --
@@ -402,7 +412,17 @@ awk -v n="$NPKTS" -v mw="$MF_WALL" -v mr="$MF_RSS" -v sw="$SF_WALL" -v sr="$SF_R
     printf "\nratio mirrorflow/softflowd (packets/s): %.2fx\n", (n / mw) / (n / sw)
     printf "mirrorflow peak RSS: %.1f MiB (median of runs; max %.1f MiB)\n", mr / 1024, mmax / 1024
 }'
+if [[ "$ONE_CPU" != none ]]; then
+    ONE_WALL="$(median 1 "$TMP/onecpu.res")"
+    ONE_RSS="$(median 2 "$TMP/onecpu.res")"
+    awk -v n="$NPKTS" -v w="$ONE_WALL" -v r="$ONE_RSS" -v sw="$SF_WALL" \
+        -v runs="$(runs_list "$TMP/onecpu.res")" -v d="$ONE_DESC" 'BEGIN {
+        printf "\none CPU:   %s\n", d
+        printf "%-11s %9.3f %10.3f %12.1f   %s\n", "1 CPU", w, n / w / 1e6, r / 1024, runs
+        printf "ratio mirrorflow on one CPU/softflowd (packets/s): %.2fx\n", (n / w) / (n / sw)
+    }'
+fi
 if [[ -n "$SF_SEEN" && "$SF_SEEN" != "$NPKTS" ]]; then
     log "warning: softflowd processed $SF_SEEN of $NPKTS packets (check SOFTFLOWD_ARGS, e.g. -v 9 for IPv6)"
 fi
-echo "logs:      $BENCH_DIR/{mirrorflow,softflowd}.run*.log"
+echo "logs:      $BENCH_DIR/{mirrorflow,softflowd,onecpu}.run*.log"
