@@ -17,7 +17,7 @@ use crate::decode::FrameInfo;
 const MAX_RECORD: usize = 16 << 20;
 
 /// One frame read from a source.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
     pub linktype: u32,
     pub info: FrameInfo,

@@ -138,9 +138,10 @@ impl<'c> Batcher<'c> {
         })
     }
 
-    /// Returns false when the flow thread has gone away.
+    /// Returns false when the flow thread has gone away. The frame comes by value so that,
+    /// inlined into the read loop, its fields stay in registers.
     #[inline]
-    fn push(&mut self, f: &Frame<'_>) -> Result<bool, CaptureError> {
+    fn push(&mut self, f: Frame<'_>) -> Result<bool, CaptureError> {
         self.counts.frames += 1;
         if let Some(filter) = &mut self.filter {
             if !filter.matches(f.linktype, f.data)? {
@@ -151,7 +152,7 @@ impl<'c> Batcher<'c> {
         let mut info = f.info;
         let (mut in_port, mut out_port) = (self.setup.source_index, 0);
         if self.ports.is_some() || self.setup.count_ports {
-            (in_port, out_port) = self.ports_of(f);
+            (in_port, out_port) = self.ports_of(&f);
             if self.ports.is_some() {
                 info.in_if = in_port;
             }
@@ -165,19 +166,23 @@ impl<'c> Batcher<'c> {
             self.counts.sampled_out += 1;
             return Ok(true);
         }
-        let mut meta = PacketMeta::default();
-        let decoded = self
-            .setup
-            .decoder
-            .decode(f.linktype, f.data, info, &mut meta);
+        // Decoded in place: the batch slot is written, never copied from the stack (a copy
+        // read back fields just written, and stalled on store forwarding).
+        self.metas.push(PacketMeta::default());
+        let slot = self.metas.last_mut().expect("just pushed");
+        let decoded = self.setup.decoder.decode(f.linktype, f.data, info, slot);
         if to_sample {
-            self.take_sample(f, &meta, in_port, out_port);
+            let meta = *slot;
+            self.take_sample(&f, &meta, in_port, out_port);
         }
-        match decoded {
-            _ if !to_flows => self.counts.sampled_out += 1,
-            Decoded::Ip => self.metas.push(meta),
-            Decoded::NonIp(et) => self.counts.count_non_ip(et),
-            Decoded::Error(e) => self.counts.count_error(e),
+        if !to_flows || !matches!(decoded, Decoded::Ip) {
+            self.metas.pop();
+            match decoded {
+                _ if !to_flows => self.counts.sampled_out += 1,
+                Decoded::NonIp(et) => self.counts.count_non_ip(et),
+                Decoded::Error(e) => self.counts.count_error(e),
+                Decoded::Ip => {}
+            }
         }
         Ok(self.metas.len() < BATCH || self.flush())
     }
@@ -347,7 +352,7 @@ pub fn run_file(
                 return ControlFlow::Break(Stop::Shutdown);
             }
         }
-        match b.push(&frame) {
+        match b.push(frame) {
             Ok(true) => ControlFlow::Continue(()),
             Ok(false) => ControlFlow::Break(Stop::Gone),
             Err(e) => ControlFlow::Break(Stop::Failed(e)),
@@ -376,7 +381,7 @@ pub fn run_live(
     let mut last_stats = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         match src.next_frame() {
-            Ok(Some(frame)) => match b.push(&frame) {
+            Ok(Some(frame)) => match b.push(frame) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => return b.fail(e),
@@ -403,7 +408,7 @@ pub fn run_live(
     while Instant::now() < drain_until {
         match src.next_frame() {
             Ok(Some(frame)) => {
-                if !matches!(b.push(&frame), Ok(true)) {
+                if !matches!(b.push(frame), Ok(true)) {
                     break;
                 }
             }
