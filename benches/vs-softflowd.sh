@@ -250,6 +250,16 @@ run_softflowd() {
     measure softflowd "$1" "$SOFTFLOWD" -r "$TRACE" -n "127.0.0.1:$PORT" $SOFTFLOWD_ARGS
 }
 
+ONE_CPU="${ONE_CPU:-0}"
+if [[ -n "${MIRRORFLOW_CMD:-}" || "$ONE_CPU" == none ]]; then
+    ONE_CPU=none
+elif ! command -v taskset >/dev/null; then
+    die "taskset (util-linux) is needed for the one-CPU run; ONE_CPU=none skips it"
+fi
+run_one_cpu() {
+    measure onecpu "$1" taskset -c "$ONE_CPU" "$MIRRORFLOW_BIN" -r "$TRACE"
+}
+
 log "warming the page cache"
 cat "$TRACE" >/dev/null
 

@@ -101,7 +101,10 @@ struct Batcher<'c> {
     ports: Option<PortReader>,
     /// Capture drops of this source so far (live), for samples.
     drops: u32,
+    /// The batch: its first `filled` entries. Slots past them hold stale entries that decoding
+    /// overwrites, so a reused buffer (inline) is never re-initialized.
     metas: Vec<PacketMeta>,
+    filled: usize,
     samples: Vec<PacketSample>,
     counts: SourceCounts,
     port_counts: PortTable,
@@ -130,6 +133,7 @@ impl<'c> Batcher<'c> {
             setup,
             drops: 0,
             metas: Vec::with_capacity(BATCH),
+            filled: 0,
             samples: Vec::new(),
             counts: SourceCounts::default(),
             port_counts: PortTable::default(),
@@ -138,9 +142,9 @@ impl<'c> Batcher<'c> {
         })
     }
 
-    /// Returns false when the flow thread has gone away. The frame comes by value so that,
-    /// inlined into the read loop, its fields stay in registers.
-    #[inline]
+    /// Returns false when the flow thread has gone away. The frame comes by value and the
+    /// function is inlined into the read loops, so the frame's fields stay in registers.
+    #[inline(always)]
     fn push(&mut self, f: Frame<'_>) -> Result<bool, CaptureError> {
         self.counts.frames += 1;
         if let Some(filter) = &mut self.filter {
@@ -168,23 +172,22 @@ impl<'c> Batcher<'c> {
         }
         // Decoded in place: the batch slot is written, never copied from the stack (a copy
         // read back fields just written, and stalled on store forwarding).
-        self.metas.push(PacketMeta::default());
-        let slot = self.metas.last_mut().expect("just pushed");
+        if self.filled == self.metas.len() {
+            self.metas.push(PacketMeta::default());
+        }
+        let slot = &mut self.metas[self.filled];
         let decoded = self.setup.decoder.decode(f.linktype, f.data, info, slot);
         if to_sample {
             let meta = *slot;
             self.take_sample(&f, &meta, in_port, out_port);
         }
-        if !to_flows || !matches!(decoded, Decoded::Ip) {
-            self.metas.pop();
-            match decoded {
-                _ if !to_flows => self.counts.sampled_out += 1,
-                Decoded::NonIp(et) => self.counts.count_non_ip(et),
-                Decoded::Error(e) => self.counts.count_error(e),
-                Decoded::Ip => {}
-            }
+        match decoded {
+            _ if !to_flows => self.counts.sampled_out += 1,
+            Decoded::Ip => self.filled += 1,
+            Decoded::NonIp(et) => self.counts.count_non_ip(et),
+            Decoded::Error(e) => self.counts.count_error(e),
         }
-        Ok(self.metas.len() < BATCH || self.flush())
+        Ok(self.filled < BATCH || self.flush())
     }
 
     /// The switch ports a frame came in and went out on (behind its source and destination
@@ -240,13 +243,18 @@ impl<'c> Batcher<'c> {
 
     fn flush(&mut self) -> bool {
         self.port_counter.flush(&mut self.port_counts);
-        if self.metas.is_empty() && self.counts.is_empty() && self.samples.is_empty() {
+        if self.filled == 0 && self.counts.is_empty() && self.samples.is_empty() {
             return true;
         }
         match &mut self.out {
             Out::Channel(tx) => {
                 let msg = SourceMsg::Batch {
-                    metas: std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH)),
+                    metas: {
+                        let mut batch =
+                            std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH));
+                        batch.truncate(std::mem::take(&mut self.filled));
+                        batch
+                    },
                     samples: std::mem::take(&mut self.samples),
                     counts: std::mem::take(&mut self.counts),
                     ports: std::mem::take(&mut self.port_counts),
@@ -255,8 +263,13 @@ impl<'c> Batcher<'c> {
             }
             Out::Inline(c) => {
                 let samples = std::mem::take(&mut self.samples);
-                c.batch(&mut self.metas, samples, &self.counts, &self.port_counts);
-                self.metas.clear();
+                let filled = std::mem::take(&mut self.filled);
+                c.batch(
+                    &mut self.metas[..filled],
+                    samples,
+                    &self.counts,
+                    &self.port_counts,
+                );
                 self.counts = SourceCounts::default();
                 self.port_counts = PortTable::default();
                 true
