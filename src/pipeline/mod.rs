@@ -120,6 +120,11 @@ pub fn run(
     mut tick: impl FnMut(&Report),
 ) -> Result<Report, CaptureError> {
     let (tx, rx) = bounded::<SourceMsg>(QUEUE_BATCHES);
+    let (spare_tx, spare_rx) = bounded::<Vec<crate::decode::PacketMeta>>(QUEUE_BATCHES);
+    let queue = |tx: &crossbeam_channel::Sender<SourceMsg>| source::Queue {
+        tx: tx.clone(),
+        spare: spare_rx.clone(),
+    };
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
     let live = matches!(cfg.source, SourceSpec::Live(_));
@@ -156,10 +161,10 @@ pub fn run(
             if read_inline(cfg) {
                 inline_file = Some((src, setup));
             } else {
-                let (stop, tx) = (shutdown.clone(), tx.clone());
+                let (stop, queue) = (shutdown.clone(), queue(&tx));
                 let speed = cfg.replay_speed;
                 threads.push(spawn("read", move || {
-                    source::run_file(src, setup, speed, &stop, source::Out::Channel(tx))
+                    source::run_file(src, setup, speed, &stop, source::Out::Channel(queue))
                 }));
             }
         }
@@ -175,9 +180,10 @@ pub fn run(
             }
             for mut src in opened {
                 wakers.push(src.waker());
-                let (setup, stop, tx) = (setup(None, src.ifindex()), shutdown.clone(), tx.clone());
+                let (setup, stop, queue) =
+                    (setup(None, src.ifindex()), shutdown.clone(), queue(&tx));
                 threads.push(spawn("capture", move || {
-                    source::run_live(src, setup, stop, tx)
+                    source::run_live(src, setup, stop, queue)
                 }));
             }
         }
@@ -203,7 +209,11 @@ pub fn run(
                 samples,
                 counts,
                 ports,
-            }) => source::Consumer::batch(&mut stage, &mut metas, samples, &counts, &ports),
+            }) => {
+                source::Consumer::batch(&mut stage, &mut metas, samples, &counts, &ports);
+                // Back to the sources for reuse; dropped when they have enough (or are gone).
+                let _ = spare_tx.try_send(metas);
+            }
             Ok(SourceMsg::Interface(stats)) => {
                 match stage.interfaces.iter_mut().find(|i| i.name == stats.name) {
                     Some(i) => *i = stats,

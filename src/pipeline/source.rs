@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use mirrorflow_sflow::Sampler;
 
 use super::counts::{InterfaceReport, SourceCounts};
@@ -52,10 +52,18 @@ pub trait Consumer {
     fn error(&mut self, e: String);
 }
 
+/// The bounded queue from a source thread to the flow thread, and the emptied batch buffers
+/// coming back for reuse (their slots are overwritten, never re-initialized).
+#[derive(Clone)]
+pub struct Queue {
+    pub tx: Sender<SourceMsg>,
+    pub spare: Receiver<Vec<PacketMeta>>,
+}
+
 /// Where a source's batches go.
 pub enum Out<'c> {
     /// To the flow thread, through the bounded queue.
-    Channel(Sender<SourceMsg>),
+    Channel(Queue),
     /// Straight into the flow stage on this thread: no handoff, and the one batch buffer is
     /// reused while it is still in the CPU's cache.
     Inline(&'c mut dyn Consumer),
@@ -64,8 +72,8 @@ pub enum Out<'c> {
 impl Out<'_> {
     fn error(&mut self, e: String) {
         match self {
-            Out::Channel(tx) => {
-                let _ = tx.send(SourceMsg::Error(e));
+            Out::Channel(q) => {
+                let _ = q.tx.send(SourceMsg::Error(e));
             }
             Out::Inline(c) => c.error(e),
         }
@@ -247,19 +255,20 @@ impl<'c> Batcher<'c> {
             return true;
         }
         match &mut self.out {
-            Out::Channel(tx) => {
+            Out::Channel(q) => {
+                let spare = q
+                    .spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                let mut batch = std::mem::replace(&mut self.metas, spare);
+                batch.truncate(std::mem::take(&mut self.filled));
                 let msg = SourceMsg::Batch {
-                    metas: {
-                        let mut batch =
-                            std::mem::replace(&mut self.metas, Vec::with_capacity(BATCH));
-                        batch.truncate(std::mem::take(&mut self.filled));
-                        batch
-                    },
+                    metas: batch,
                     samples: std::mem::take(&mut self.samples),
                     counts: std::mem::take(&mut self.counts),
                     ports: std::mem::take(&mut self.port_counts),
                 };
-                tx.send(msg).is_ok()
+                q.tx.send(msg).is_ok()
             }
             Out::Inline(c) => {
                 let samples = std::mem::take(&mut self.samples);
@@ -381,13 +390,9 @@ pub fn run_file(
 }
 
 /// Captures on a live interface until shutdown.
-pub fn run_live(
-    mut src: LiveSource,
-    setup: SourceSetup,
-    shutdown: Arc<AtomicBool>,
-    tx: Sender<SourceMsg>,
-) {
-    let Some(mut b) = Batcher::new(setup, Out::Channel(tx.clone())) else {
+pub fn run_live(mut src: LiveSource, setup: SourceSetup, shutdown: Arc<AtomicBool>, queue: Queue) {
+    let tx = queue.tx.clone();
+    let Some(mut b) = Batcher::new(setup, Out::Channel(queue)) else {
         return;
     };
     let mut last_flush = Instant::now();
