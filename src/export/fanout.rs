@@ -84,11 +84,15 @@ impl Runner {
             name: sink.name(),
             ..SinkReport::default()
         };
-        Runner {
+        let runner = Runner {
             sink,
             report,
             stats,
-        }
+        };
+        // An exporter's counters exist from the start, at zero: a scrape before its first
+        // datagram (or while its thread is still behind the flow thread) shows them.
+        runner.publish_counters();
+        runner
     }
 
     /// Delivers one event; after a failure the sink gets nothing more and what it would
@@ -288,5 +292,44 @@ impl Fanout {
             })
             .chain(inline.into_iter().map(|i| i.runner.finish()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network exporter that has sent nothing yet.
+    struct Idle;
+
+    impl Sink for Idle {
+        fn name(&self) -> String {
+            "idle".into()
+        }
+
+        fn finish(&mut self) -> Result<(), super::super::ExportError> {
+            Ok(())
+        }
+
+        fn export_counters(&self) -> Option<super::super::ExportCounters> {
+            Some(super::super::ExportCounters {
+                records: Some(0),
+                ..Default::default()
+            })
+        }
+    }
+
+    /// Exporter counters are there (at zero) before the sink has handled any event, whether
+    /// it runs on its own thread or inline.
+    #[test]
+    fn exporter_counters_exist_before_the_first_event() {
+        let mut f = Fanout::new();
+        f.add(Box::new(Idle), WhenFull::Block, 4);
+        f.add_inline(Box::new(Idle));
+        for s in f.stats() {
+            let c = *s.export.lock().unwrap();
+            assert_eq!(c.and_then(|c| c.records), Some(0), "{}", s.name);
+        }
+        assert_eq!(f.finish().len(), 2);
     }
 }

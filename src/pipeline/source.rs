@@ -110,7 +110,8 @@ struct Batcher<'c> {
     /// Capture drops of this source so far (live), for samples.
     drops: u32,
     /// The batch: its first `filled` entries. Slots past them hold stale entries that decoding
-    /// overwrites, so a reused buffer (inline) is never re-initialized.
+    /// overwrites, so a reused buffer (inline, or a spare back from the flow thread) is never
+    /// re-initialized.
     metas: Vec<PacketMeta>,
     filled: usize,
     samples: Vec<PacketSample>,
