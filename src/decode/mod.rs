@@ -83,6 +83,9 @@ impl Decoder {
     }
 
     /// Decode one frame of link type `linktype`. On [`Decoded::Ip`], `meta` holds the packet.
+    /// Inlined, so that `frame` reaches `meta` from registers (passed in memory, its 16-byte
+    /// copy stalled on store forwarding).
+    #[inline(always)]
     pub fn decode(
         &self,
         linktype: u32,

@@ -12,7 +12,7 @@ use mirrorflow_sflow::Sampler;
 
 use super::counts::{InterfaceReport, SourceCounts};
 use crate::capture::{CaptureError, FileFilter, FileSource, Frame, LiveSource};
-use crate::decode::{linktype, Decoded, Decoder, PacketMeta};
+use crate::decode::{linktype, Decoded, Decoder, FrameInfo, PacketMeta};
 use crate::ports::{PortDirectory, PortReader};
 use crate::sample::{PacketSample, PortCounter, PortTable, SamplingConfig};
 
@@ -162,14 +162,21 @@ impl<'c> Batcher<'c> {
                 return Ok(true);
             }
         }
-        let mut info = f.info;
+        // Field by field: one 16-byte copy of the frame info, just written by the reader as
+        // two 8-byte values, stalls on store forwarding.
+        let (ts_ns, wire_len, mut in_if) = (f.info.ts_ns, f.info.wire_len, f.info.in_if);
         let (mut in_port, mut out_port) = (self.setup.source_index, 0);
         if self.ports.is_some() || self.setup.count_ports {
             (in_port, out_port) = self.ports_of(&f);
             if self.ports.is_some() {
-                info.in_if = in_port;
+                in_if = in_port;
             }
         }
+        let info = FrameInfo {
+            ts_ns,
+            wire_len,
+            in_if,
+        };
         let to_flows = self.flow_sampler.as_mut().is_none_or(|s| s.should_sample());
         let to_sample = self
             .packet_sampler
