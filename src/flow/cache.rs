@@ -7,7 +7,9 @@
 //!
 //! [`FlowCache::handle_batch`] looks a batch up in a software pipeline: the index slot of the
 //! packet 16 ahead and the slab entry of the packet 8 ahead are prefetched, so the two cache
-//! misses of a lookup in a large table overlap with work on earlier packets.
+//! misses of a lookup in a large table overlap with work on earlier packets. Walking the queue
+//! from its tail (expiry, flush) is a chain of cache misses, one per entry; each entry carries a
+//! hint to the entry queued eight queuings after it, so the walk fetches that far ahead.
 //!
 //! The queue is kept in the order entries were (re)queued, not in the order they were last
 //! touched: a packet updates its entry in place and never relinks it, which saves two random
@@ -80,7 +82,13 @@ struct Entry {
     /// Clock (in queue ticks) when the entry was last put at the head of the queue.
     queued: u32,
     bytes: u64,
-    l2_bytes: u64,
+    /// Frame octets beyond the IP octets (link headers, outer headers of a tunnel); a record
+    /// that would overflow is exported (reason active) and a new one begun.
+    l2_extra: u32,
+    /// The entry queued [`HINT_AHEAD`] queuings after this one, when that happened: where the
+    /// walk from the tail will be that many steps later, so its line can be fetched ahead. A
+    /// hint only: removals and requeues make it stale, and then it fetches a useless line.
+    hint: u32,
     start_ns: u64,
     end_ns: u64,
     src_mac: [u8; 6],
@@ -93,6 +101,16 @@ struct Entry {
     next: u32,
 }
 
+/// How many queuings ahead [`Entry::hint`] points.
+const HINT_AHEAD: usize = 8;
+
+/// Frame octets of a packet beyond its IP octets (never negative: the IP length is capped at
+/// the frame bytes from the IP header on).
+#[inline]
+fn l2_extra(m: &PacketMeta) -> u32 {
+    m.frame.wire_len.saturating_sub(m.ip_len)
+}
+
 impl Entry {
     fn new(key: FlowKey, m: &PacketMeta, queued: u32) -> Entry {
         Entry {
@@ -100,7 +118,8 @@ impl Entry {
             packets: 1,
             queued,
             bytes: u64::from(m.ip_len),
-            l2_bytes: u64::from(m.frame.wire_len),
+            l2_extra: l2_extra(m),
+            hint: NIL,
             start_ns: m.frame.ts_ns,
             end_ns: m.frame.ts_ns,
             src_mac: m.src_mac,
@@ -118,7 +137,7 @@ impl Entry {
     fn add(&mut self, m: &PacketMeta) {
         self.packets += 1;
         self.bytes += u64::from(m.ip_len);
-        self.l2_bytes += u64::from(m.frame.wire_len);
+        self.l2_extra += l2_extra(m);
         self.start_ns = self.start_ns.min(m.frame.ts_ns);
         self.end_ns = self.end_ns.max(m.frame.ts_ns);
         self.tcp_flags |= m.tcp_flags;
@@ -130,7 +149,7 @@ impl Entry {
         FlowStats {
             packets: u64::from(self.packets),
             bytes: self.bytes,
-            l2_bytes: self.l2_bytes,
+            l2_bytes: self.bytes + u64::from(self.l2_extra),
             start_ns: self.start_ns,
             end_ns: self.end_ns,
             src_mac: self.src_mac,
@@ -153,6 +172,9 @@ pub struct FlowCache {
     head: u32,
     /// Least recently queued.
     tail: u32,
+    /// The last [`HINT_AHEAD`] entries queued (a ring; `recent_at` is the oldest).
+    recent: [u32; HINT_AHEAD],
+    recent_at: usize,
     len: usize,
     clock: u64,
     /// A packet jumped far ahead of the clock; the next one decides whether the jump is real.
@@ -181,6 +203,8 @@ impl FlowCache {
             free: NIL,
             head: NIL,
             tail: NIL,
+            recent: [NIL; HINT_AHEAD],
+            recent_at: 0,
             len: 0,
             clock: 0,
             jump_pending: false,
@@ -274,6 +298,7 @@ impl FlowCache {
                     self.insert(key, hash, m)
                 } else if ts.saturating_sub(e.start_ns) >= self.cfg.active_timeout_ns
                     || e.packets == u32::MAX
+                    || e.l2_extra.checked_add(l2_extra(m)).is_none()
                 {
                     self.remove(i, EndReason::Active);
                     self.insert(key, hash, m)
@@ -318,6 +343,7 @@ impl FlowCache {
         while self.tail != NIL && done < n {
             done += 1;
             let t = self.tail;
+            self.prefetch_hint(t);
             let e = &self.slab[t as usize];
             if e.prev != NIL {
                 prefetch(&self.slab[e.prev as usize]);
@@ -409,6 +435,7 @@ impl FlowCache {
     /// (the entry itself was prefetched one step earlier) and the entry after it.
     #[inline]
     fn prefetch_next_tail(&self, t: u32) {
+        self.prefetch_hint(t);
         let n = self.slab[t as usize].prev;
         if n != NIL {
             let e = &self.slab[n as usize];
@@ -416,6 +443,15 @@ impl FlowCache {
             if e.prev != NIL {
                 prefetch(&self.slab[e.prev as usize]);
             }
+        }
+    }
+
+    /// Starts loading the entry the walk from the tail should reach [`HINT_AHEAD`] steps after
+    /// `t` (see [`Entry::hint`]).
+    #[inline]
+    fn prefetch_hint(&self, t: u32) {
+        if let Some(e) = self.slab.get(self.slab[t as usize].hint as usize) {
+            prefetch(e);
         }
     }
 
@@ -496,6 +532,12 @@ impl FlowCache {
     }
 
     fn link_front(&mut self, idx: u32) {
+        // The entry queued HINT_AHEAD queuings ago learns where the walk will be then.
+        let older = std::mem::replace(&mut self.recent[self.recent_at], idx);
+        self.recent_at = (self.recent_at + 1) % HINT_AHEAD;
+        if let Some(e) = self.slab.get_mut(older as usize) {
+            e.hint = idx;
+        }
         let old = self.head;
         {
             let e = &mut self.slab[idx as usize];
@@ -710,6 +752,34 @@ mod tests {
         let (a, b) = (one.take_expired(), batched.take_expired());
         assert!(a.len() > 200);
         assert_eq!(a, b);
+    }
+
+    /// Frame octets beyond the IP octets are kept in 32 bits: a packet that would overflow them
+    /// ends the record (reason active) and starts a new one; no octet is lost.
+    #[test]
+    fn layer_2_octets_that_would_overflow_start_a_new_record() {
+        let mut c = cache(10);
+        let big = |t| {
+            let mut m = pkt(t, 1, 0);
+            m.frame.wire_len = 3_000_000_000;
+            m
+        };
+        c.handle_packet(&big(1));
+        c.handle_packet(&pkt(2, 1, 0));
+        c.handle_packet(&big(3));
+        c.flush(EndReason::ForcedEnd);
+        let r = c.take_expired();
+        let got: Vec<(u64, u64, EndReason)> = r
+            .iter()
+            .map(|r| (r.stats.packets, r.stats.l2_bytes, r.end_reason))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, 3_000_000_100, EndReason::Active),
+                (1, 3_000_000_000, EndReason::ForcedEnd)
+            ]
+        );
     }
 
     /// A flush stopped part way (bounded batches) is finished by the next packet before that
