@@ -16,6 +16,7 @@ const ETH_PPPOE_SESSION: u16 = 0x8864;
 
 impl Cursor<'_> {
     /// IEEE 802.3 / Ethernet II frame.
+    #[inline]
     pub(super) fn ethernet(&mut self, d: &[u8]) -> Decoded {
         if d.len() < 14 {
             return Decoded::Error(DecodeError::TruncatedLinkHeader);

@@ -50,6 +50,7 @@ impl Cursor<'_> {
     }
 
     /// An IP packet that the link layer announced as version `version`.
+    #[inline]
     pub(super) fn ip(&mut self, d: &[u8], version: u8) -> Decoded {
         let Some(first) = d.first() else {
             return Decoded::Error(DecodeError::TruncatedIpHeader);
@@ -169,7 +170,7 @@ impl Cursor<'_> {
     /// The common IPv4 packet: a 20-byte header without options (RFC 791 §3.1) whose total
     /// length covers it, read directly; the same result as the lax slicing path, which takes
     /// everything else (`None` here).
-    #[inline]
+    #[inline(always)]
     fn ipv4_plain(&mut self, d: &[u8]) -> Option<Decoded> {
         let declared = u32::from(be16(d, 2));
         if declared < 20 {
@@ -206,7 +207,7 @@ impl Cursor<'_> {
     /// The common IPv6 packet: the fixed header (RFC 8200 §3) followed directly by a transport
     /// header, with a non-zero payload length; read directly, with the same result as the lax
     /// slicing path, which takes everything else (`None` here): extension headers, jumbograms.
-    #[inline]
+    #[inline(always)]
     fn ipv6_plain(&mut self, d: &[u8]) -> Option<Decoded> {
         let next_header = d[6];
         let payload_len = u32::from(be16(d, 4));
