@@ -307,17 +307,21 @@ mod tests {
         assert_eq!((meta.ip_version, meta.frag), (6, None));
     }
 
-    /// The plain-IPv4 shortcut decodes exactly like the lax slicing path: random headers
-    /// (any total length, fragment fields, protocol), cut at random lengths.
-    #[test]
-    fn the_ipv4_shortcut_agrees_with_lax_slicing() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
+    /// A xorshift64 generator: reproducible random headers.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// The plain-IPv4 shortcut decodes exactly like the lax slicing path: random headers
+    /// (any total length, fragment fields, protocol), cut at random lengths.
+    #[test]
+    fn the_ipv4_shortcut_agrees_with_lax_slicing() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let protos = [1u8, 6, 17, 47, 4, 41, 132, 99];
         for _ in 0..200_000 {
             let len = 20 + (next() % 100) as usize;
@@ -347,13 +351,7 @@ mod tests {
     /// lengths.
     #[test]
     fn the_ipv6_shortcut_agrees_with_lax_slicing() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let protos = [
             1u8, 4, 6, 17, 33, 41, 47, 58, 132, 136, 0, 43, 44, 59, 60, 99,
         ];
