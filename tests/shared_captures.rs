@@ -102,7 +102,8 @@ fn every_capture_is_accounted_for() {
 }
 
 /// Reading a file on the flow thread itself (what a process on a single CPU does) gives the
-/// same records, in the same order, and the same counts as reading it on a thread of its own.
+/// same records, in the same order, the same counter snapshots (every second of packet time)
+/// and the same counts as reading it on a thread of its own.
 #[test]
 fn reading_inline_or_on_a_thread_gives_the_same_flows() {
     let mut failures = Vec::new();
@@ -127,6 +128,12 @@ fn reading_inline_or_on_a_thread_gives_the_same_flows() {
                 "{name}: {} records threaded, {} inline, or they differ",
                 threaded.records.len(),
                 inline.records.len()
+            ));
+        }
+        if threaded.snapshots != inline.snapshots {
+            failures.push(format!(
+                "{name}: counter snapshots (time, frames) differ:\n  threaded {:?}\n  inline   {:?}",
+                threaded.snapshots, inline.snapshots
             ));
         }
         if counts(&threaded) != counts(&inline) {

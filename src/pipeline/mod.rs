@@ -274,7 +274,8 @@ struct FlowStage<'a> {
     ports: PortTable,
     interfaces: Vec<InterfaceReport>,
     errors: Vec<String>,
-    next_snapshot: u64,
+    /// Flow clock (ns) at which the next counter snapshot is due.
+    next_snapshot: u128,
     batch_latency: crate::metrics::LatencyHistogram,
 }
 
@@ -319,12 +320,14 @@ impl<'a> FlowStage<'a> {
     /// Sends a counter snapshot to the sinks that want one when the flow clock has passed the
     /// next counter interval.
     fn snapshot_if_due(&mut self) {
-        if !self.interest.counters || self.cache.clock() < self.next_snapshot {
+        if !self.interest.counters || u128::from(self.cache.clock()) < self.next_snapshot {
             return;
         }
         let time_ns = self.cache.clock();
-        let interval = self.cfg.counter_interval_ns;
-        self.next_snapshot = time_ns - time_ns % interval + interval;
+        // In 128 bits: the next interval after a clock near 2^64 (a corrupt timestamp) is past
+        // every clock, rather than an overflow.
+        let interval = u128::from(self.cfg.counter_interval_ns.max(1));
+        self.next_snapshot = (u128::from(time_ns) / interval + 1) * interval;
         let snapshot = CounterSnapshot {
             time_ns,
             last: false,
@@ -384,6 +387,7 @@ impl source::Consumer for FlowStage<'_> {
         if self.interest.counters {
             self.batch_latency.record(started.elapsed());
         }
+        self.snapshot_if_due();
     }
 
     fn error(&mut self, e: String) {

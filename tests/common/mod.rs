@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mirrorflow::capture::CaptureError;
 use mirrorflow::decode::{Decoder, TunnelMode};
-use mirrorflow::export::{ExportError, Fanout, Sink, WhenFull};
+use mirrorflow::export::{CounterSnapshot, ExportError, Fanout, Interest, Sink, WhenFull};
 use mirrorflow::flow::FlowRecord;
 use mirrorflow::pipeline::{self, PipelineConfig, Report, SourceSpec};
 
@@ -59,16 +59,37 @@ pub fn manifest() -> Vec<String> {
     files
 }
 
-/// A sink that keeps every record, in delivery order.
-struct Collect(Arc<Mutex<Vec<FlowRecord>>>);
+/// What a sink was handed: every record, and the time and frame count of every counter
+/// snapshot, in delivery order.
+#[derive(Default)]
+struct Collected {
+    records: Vec<FlowRecord>,
+    snapshots: Vec<(u64, u64)>,
+}
+
+/// A sink that keeps everything it is handed.
+struct Collect(Arc<Mutex<Collected>>);
 
 impl Sink for Collect {
     fn name(&self) -> String {
         "collect".into()
     }
 
+    fn interest(&self) -> Interest {
+        Interest {
+            counters: true,
+            ..Interest::FLOWS
+        }
+    }
+
     fn flows(&mut self, records: &[FlowRecord]) -> Result<(), ExportError> {
-        self.0.lock().unwrap().extend_from_slice(records);
+        self.0.lock().unwrap().records.extend_from_slice(records);
+        Ok(())
+    }
+
+    fn counters(&mut self, snapshot: &CounterSnapshot) -> Result<(), ExportError> {
+        let s = (snapshot.time_ns, snapshot.report.frames);
+        self.0.lock().unwrap().snapshots.push(s);
         Ok(())
     }
 
@@ -81,6 +102,8 @@ impl Sink for Collect {
 pub struct Replay {
     pub report: Report,
     pub records: Vec<FlowRecord>,
+    /// Time and frames so far of each counter snapshot (one per second of packet time).
+    pub snapshots: Vec<(u64, u64)>,
 }
 
 /// Runs the whole pipeline on `path` with the default cache settings.
@@ -100,12 +123,16 @@ pub fn replay_reading(
         read_inline,
         ..PipelineConfig::new(SourceSpec::File(path.to_path_buf()))
     };
-    let store = Arc::new(Mutex::new(Vec::new()));
+    let store = Arc::new(Mutex::new(Collected::default()));
     let mut sinks = Fanout::new();
     sinks.add(Box::new(Collect(store.clone())), WhenFull::Block, 16);
     let report = pipeline::run(&cfg, sinks, Arc::new(AtomicBool::new(false)), |_| {})?;
-    let records = std::mem::take(&mut *store.lock().unwrap());
-    Ok(Replay { report, records })
+    let got = std::mem::take(&mut *store.lock().unwrap());
+    Ok(Replay {
+        report,
+        records: got.records,
+        snapshots: got.snapshots,
+    })
 }
 
 /// Like [`replay`] for a capture that must open; panics with the error otherwise.
