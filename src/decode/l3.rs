@@ -335,7 +335,7 @@ mod tests {
                 _ => (len + (next() % 60) as usize) as u16,
             };
             d[2..4].copy_from_slice(&total.to_be_bytes());
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 d[6] &= 0x40; // mostly unfragmented
                 d[7] = 0;
             }
