@@ -238,12 +238,13 @@ pub fn run(
                 .cache
                 .handle_timeout(wall_ns().saturating_sub(LIVE_CLOCK_LAG_NS));
             stage.send_expired();
+            // Batches send their own snapshots; the wall clock moves the flow clock too.
+            stage.snapshot_if_due();
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();
                 tick(&stage.report());
             }
         }
-        stage.snapshot_if_due();
     }
     for t in threads {
         let _ = t.join();
