@@ -241,8 +241,9 @@ impl FileSource {
 
     /// Calls `f` with each frame in turn until it breaks (its value is returned) or the file
     /// ends (`Continue`). The same frames as [`FileSource::next_frame`], read faster: the
-    /// common classic pcap record (whole in the buffer, always so for a mapped file) is
-    /// handed over without leaving registers.
+    /// common classic pcap record (whole in the buffer, always so for a mapped file) is parsed
+    /// in this loop and handed to `f` directly, not returned through a `Result` and copied
+    /// again by the caller.
     #[inline]
     pub fn for_each_frame<B>(
         &mut self,
