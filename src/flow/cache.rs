@@ -233,7 +233,8 @@ impl FlowCache {
         &self.counters
     }
 
-    /// Bytes held by the slab and the hash table (what `max_flows` bounds).
+    /// Bytes held by the slab and the hash table (what `max_flows` bounds). The slab is
+    /// reserved for `max_flows` entries up front; its pages become resident as flows arrive.
     pub fn memory_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Entry>() + self.index.allocation_size()
     }
